@@ -1,0 +1,76 @@
+# MoMo Guard. `make` lists the targets. Every target sets up what it needs itself.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .run/tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Tests reach the broker that `make test` starts through this one variable.
+KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11+" >&2; exit 1; }
+	@$(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	@$(UV) sync --frozen --quiet --python $(PYTHON)
+	@touch $@
+
+.PHONY: setup
+setup: $(VENV)/.synced ## Create the virtual environment with the locked dependencies (fast when done)
+
+.PHONY: lock
+lock: | $(UV) ## Re-resolve uv.lock after changing pyproject.toml
+	$(UV) lock --python $(PYTHON)
+
+.PHONY: kafka-up
+kafka-up: setup ## Start the local Kafka broker (KRaft, 127.0.0.1) and create the topics
+	@$(BIN)/momoguard kafka up
+
+.PHONY: kafka-down
+kafka-down: setup ## Stop the local Kafka broker started by kafka-up
+	@$(BIN)/momoguard kafka down
+
+.PHONY: kafka-status
+kafka-status: setup ## Show the bootstrap address, broker version and topics
+	@$(BIN)/momoguard kafka status
+
+.PHONY: topics
+topics: setup ## Create the topics (idempotent)
+	@$(BIN)/momoguard topics create
+
+.PHONY: schemas
+schemas: setup ## Rewrite the JSON Schema files in schemas/
+	@$(BIN)/python -m schemas.json_schema
+
+.PHONY: docs
+docs: setup ## Refresh generated docs (the README's settings table, the JSON Schemas)
+	@$(BIN)/python -m momoguard.config_table
+	@$(BIN)/python -m schemas.json_schema
+
+.PHONY: lint
+lint: setup ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: test
+test: setup ## Run the test suite against a real local broker (started and stopped here)
+	@trap '$(BIN)/momoguard kafka down' EXIT; \
+	MOMOGUARD_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) $(BIN)/momoguard kafka up; \
+	MOMOGUARD_TEST_BOOTSTRAP=$(KAFKA_BOOTSTRAP) $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Stop the broker and remove the run folder (broker data, local registry)
+	-@$(BIN)/momoguard kafka down 2>/dev/null
+	rm -rf .run/kafka .run/mlflow.db .run/mlartifacts

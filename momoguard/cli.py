@@ -1,0 +1,70 @@
+"""The `momoguard` command line: one entry point for the broker, data, training, scoring and replay."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from momoguard import kafka_cli
+from momoguard.errors import MomoGuardError
+
+app = typer.Typer(
+    name="momoguard",
+    help="MoMo Guard: real-time fraud scoring for mobile-money transactions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each package owns its commands (heavy imports stay inside the command functions, so --help is fast).
+app.add_typer(kafka_cli.kafka_app, name="kafka")
+app.add_typer(kafka_cli.topics_app, name="topics")
+
+
+@app.command("config")
+def config(markdown: bool = typer.Option(False, help="Print the table of all settings instead.")) -> None:
+    """Print the settings in force (secrets masked)."""
+    from momoguard.config_table import markdown_table
+    from momoguard.settings import Settings
+
+    if markdown:
+        print(markdown_table())
+        return
+    for name, value in Settings().public_dump().items():
+        print(f"{name} = {value}")
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "settings"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid setting {where}: {first['msg']}{more}"
+
+
+def main() -> None:
+    """Console-script entry: run the CLI, turning expected failures into one line and an exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except typer.TyperException as error:  # bad arguments: the usage line and a one-line message
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        else:
+            print(f"error: {error}", file=sys.stderr)
+        sys.exit(getattr(error, "exit_code", 2))
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except MomoGuardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except ValidationError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

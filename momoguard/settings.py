@@ -1,0 +1,95 @@
+"""The one settings object of a MoMo Guard process, read from MOMOGUARD_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RUN_DIR = PROJECT_ROOT / ".run"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one frozen object built once at the entry point and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOMOGUARD_", env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port, ...).")
+    kafka_security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol.")
+    kafka_sasl_mechanism: SaslMechanism | None = Field(None, description="SASL mechanism, with SASL_*.")
+    kafka_sasl_username: str | None = Field(None, description="SASL username.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA certificate file (PEM) for SSL.")
+    topic_transactions: str = Field("transactions", description="Topic the operator publishes to.")
+    topic_verdicts: str = Field("verdicts", description="Topic verdicts are written to.")
+    topic_dlq: str = Field("transactions.dlq", description="Dead-letter topic for malformed messages.")
+    transactions_partitions: int = Field(8, ge=1, description="Partitions of the transactions topic.")
+    verdicts_partitions: int = Field(8, ge=1, description="Partitions of the verdicts topic.")
+    dlq_partitions: int = Field(1, ge=1, description="Partitions of the dead-letter topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+
+    # --- Local state --------------------------------------------------------------------------------
+    run_dir: Path = Field(DEFAULT_RUN_DIR, description="Folder for the local broker, registry and caches.")
+
+    # --- MLflow registry ----------------------------------------------------------------------------
+    mlflow_tracking_uri: str = Field(
+        "", description="MLflow tracking URI (default: a SQLite store in the run folder)."
+    )
+    model_name: str = Field("momoguard-fraud", description="Registered model name.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+                raise ValueError(
+                    "SASL needs MOMOGUARD_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD to be set"
+                )
+        return self
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force (the SQLite store under the run folder by default)."""
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.run_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str:
+        """Where a default local registry keeps its artifacts."""
+        return (self.run_dir / "mlartifacts").resolve().as_uri()
+
+    def kafka_config(self) -> dict[str, Any]:
+        """Connection and security settings in librdkafka (confluent-kafka) form, for every client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            config["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        return config
+
+    def public_dump(self) -> dict[str, Any]:
+        """The settings with secrets masked, safe to log or print."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'

@@ -1,0 +1,46 @@
+"""Write the JSON Schemas of the wire models to files, for operators validating in other languages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from schemas.transaction import Transaction
+from schemas.verdict import Verdict
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+MODELS: dict[str, type[BaseModel]] = {"transaction": Transaction, "verdict": Verdict}
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a model as a message on the wire."""
+    mode: Literal["validation", "serialization"] = "validation" if model is Transaction else "serialization"
+    schema = model.model_json_schema(mode=mode)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"{model.__name__.lower()}.schema.json"
+    return schema
+
+
+def rendered() -> dict[Path, str]:
+    """File path -> the exact text that file should hold."""
+    return {
+        SCHEMA_DIR / f"{name}.schema.json": json.dumps(schema_of(model), indent=2, sort_keys=True) + "\n"
+        for name, model in MODELS.items()
+    }
+
+
+def write() -> list[Path]:
+    """Write every schema file; return the paths written."""
+    written = []
+    for path, text in rendered().items():
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write():
+        print(f"wrote {written_path}")  # noqa: T201 - a script's report

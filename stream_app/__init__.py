@@ -1,0 +1,1 @@
+"""MoMo Guard: stream_app."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real Kafka broker (MOMOGUARD_TEST_BOOTSTRAP, or started here), topic factories."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from momoguard import broker
+from momoguard.settings import DEFAULT_RUN_DIR, PROJECT_ROOT
+
+SHARED_DIR = Path(
+    os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim")
+)
+SAMPLES_DIR = SHARED_DIR / "samples"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real broker's address. In CI a broker that cannot start fails the test, never skips."""
+    given = os.environ.get("MOMOGUARD_TEST_BOOTSTRAP")
+    if given:
+        if not broker.is_ready(given, timeout=10):
+            pytest.fail(f"MOMOGUARD_TEST_BOOTSTRAP={given} does not answer metadata requests")
+        yield given
+        return
+    local = broker.LocalBroker.from_bootstrap("127.0.0.1:9092", DEFAULT_RUN_DIR)
+    already = broker.running_pid(local) is not None
+    broker.start(local)
+    yield local.bootstrap
+    if not already:
+        broker.stop(local)
+
+
+@pytest.fixture
+def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Make uniquely named topics for one test and delete them after it."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    made: list[str] = []
+
+    def make(prefix: str = "test", partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(
+            30
+        )
+        made.append(name)
+        return name
+
+    yield make
+    if made:
+        for future in admin.delete_topics(made).values():
+            future.result(30)

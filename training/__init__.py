@@ -1,0 +1,1 @@
+"""MoMo Guard training: LightGBM on PaySim, the MLflow registry and the Prefect retrain flow."""
