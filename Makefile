@@ -66,9 +66,10 @@ lint: setup ## ruff + mypy
 
 .PHONY: test
 test: setup ## Run the test suite against a real local broker (started and stopped here)
-	@trap '$(BIN)/momoguard kafka down' EXIT; \
-	MOMOGUARD_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) $(BIN)/momoguard kafka up; \
-	MOMOGUARD_TEST_BOOTSTRAP=$(KAFKA_BOOTSTRAP) $(BIN)/pytest $(PYTEST_ARGS)
+	@export MOMOGUARD_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) MOMOGUARD_TEST_BOOTSTRAP=$(KAFKA_BOOTSTRAP); \
+	trap '$(BIN)/momoguard kafka down' EXIT; \
+	$(BIN)/momoguard kafka up; \
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: clean
 clean: ## Stop the broker and remove the run folder (broker data, local registry)

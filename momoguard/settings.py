@@ -46,6 +46,40 @@ class Settings(BaseSettings):
     )
     model_name: str = Field("momoguard-fraud", description="Registered model name.")
 
+    # --- Training -----------------------------------------------------------------------------------
+    experiment_name: str = Field("momoguard-training", description="MLflow experiment of training runs.")
+    feature_set: Literal["pre_settlement", "post_settlement"] = Field(
+        "pre_settlement",
+        description="Features to train on: pre_settlement (known before settling) or post_settlement (opt-in).",
+    )
+    compare_feature_sets: bool = Field(
+        True, description="Also fit the other feature set once and report both in the model card."
+    )
+    train_rows: int = Field(1_000_000, ge=1, description="About how many rows to generate when no CSV is given.")
+    train_steps: int = Field(743, ge=3, description="How many hours (steps) of data to generate.")
+    train_seed: int = Field(0, description="Seed of the data generator and the hyperparameter search.")
+    validation_fraction: float = Field(0.15, gt=0, lt=1, description="Share of steps before the test window.")
+    test_fraction: float = Field(0.20, gt=0, lt=1, description="Share of steps, the last ones, held out as test.")
+    tuning_trials: int = Field(12, ge=1, description="Hyperparameter trials (the search stops earlier on budget).")
+    tuning_time_budget_s: float = Field(120.0, gt=0, description="Seconds after which no new trial starts.")
+    train_threads: int = Field(2, ge=1, description="LightGBM threads.")
+    threshold_policy: Literal["best_f1", "min_precision", "max_false_block_rate"] = Field(
+        "best_f1", description="How the block threshold is chosen on the validation window."
+    )
+    threshold_target: float = Field(
+        0.9, ge=0, le=1, description="Target of min_precision (precision) or max_false_block_rate (rate)."
+    )
+    promotion_auprc_margin: float = Field(
+        0.002, ge=0, description="A challenger may trail the champion's test AUPRC by at most this."
+    )
+    promotion_amount_recall_margin: float = Field(
+        0.01, ge=0, description="A challenger may trail the champion's fraud-amount recall by at most this."
+    )
+    promotion_auprc_floor: float = Field(
+        0.9, ge=0, le=1, description="Test AUPRC the first model needs to become champion."
+    )
+    retrain_cron: str = Field("0 3 * * 0", description="Cron schedule of the served retrain flow (UTC).")
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str) -> str:

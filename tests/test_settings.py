@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
 from momoguard.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_momoguard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make test` exports MOMOGUARD_KAFKA_BOOTSTRAP; these tests start from the defaults.
+    for name in [n for n in os.environ if n.startswith("MOMOGUARD_")]:
+        monkeypatch.delenv(name)
 
 
 def test_defaults() -> None:
