@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from momoguard import kafka_cli
 from momoguard.errors import MomoGuardError
+from training import cli as training_cli
 
 app = typer.Typer(
     name="momoguard",
@@ -22,6 +23,9 @@ app = typer.Typer(
 # Each package owns its commands (heavy imports stay inside the command functions, so --help is fast).
 app.add_typer(kafka_cli.kafka_app, name="kafka")
 app.add_typer(kafka_cli.topics_app, name="topics")
+app.command("train")(training_cli.train)
+app.command("evaluate")(training_cli.evaluate)
+app.add_typer(training_cli.models_app, name="models")
 
 
 @app.command("config")

@@ -1,0 +1,143 @@
+"""The one feature function shared by training and scoring: a PaySim frame in, a float matrix out.
+
+Two feature sets exist:
+
+- ``pre_settlement`` (the default) uses only what is known *before* a transaction settles: the type, the
+  amount, the two old balances, the hour of day and flags derived from them (moves the whole balance,
+  exceeds the balance, empty accounts, merchant destination). A scorer that blocks in real time can use it.
+- ``post_settlement`` (opt-in) adds the new balances and PaySim's balance-error features. They make PaySim
+  easy but are only known after settlement, so a model using them cannot block a transaction in flight.
+
+Every feature is a function of its own row only (no batch statistics), so a row gets the same features
+alone or in a batch of a million. The work is done on whole columns with numpy, which keeps a call on a
+small micro-batch in the tens of microseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import numpy as np
+import polars as pl
+
+FeatureSet = Literal["pre_settlement", "post_settlement"]
+FEATURE_SETS: tuple[FeatureSet, ...] = get_args(FeatureSet)
+DEFAULT_FEATURE_SET: FeatureSet = "pre_settlement"
+
+TX_TYPES: tuple[str, ...] = ("CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER")
+
+# Two amounts closer than a cent are the same amount (PaySim logs money with two decimals).
+_CENT = 0.01
+
+_PRE_SETTLEMENT_NAMES: tuple[str, ...] = (
+    *(f"type_{t.lower()}" for t in TX_TYPES),
+    "amount",
+    "old_balance_orig",
+    "old_balance_dest",
+    "hour_of_day",
+    "amount_over_balance_orig",
+    "balance_left_orig",
+    "moves_whole_balance",
+    "exceeds_balance_orig",
+    "orig_balance_empty",
+    "dest_balance_empty",
+    "dest_is_merchant",
+)
+_POST_SETTLEMENT_NAMES: tuple[str, ...] = (
+    *_PRE_SETTLEMENT_NAMES,
+    "new_balance_orig",
+    "new_balance_dest",
+    "balance_error_orig",
+    "balance_error_dest",
+    "dest_zero_to_zero",
+)
+
+# The PaySim columns each feature set reads; nothing else (labels included) can reach the features.
+_PRE_SETTLEMENT_COLUMNS: tuple[str, ...] = (
+    "step",
+    "type",
+    "amount",
+    "oldbalanceOrg",
+    "nameDest",
+    "oldbalanceDest",
+)
+_POST_SETTLEMENT_COLUMNS: tuple[str, ...] = (*_PRE_SETTLEMENT_COLUMNS, "newbalanceOrig", "newbalanceDest")
+
+
+class FeatureError(ValueError):
+    """The frame cannot be turned into features (unknown feature set or a missing column)."""
+
+
+def feature_names(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
+    """The ordered column names of the matrix that `build_features` returns for this feature set."""
+    return list(
+        _POST_SETTLEMENT_NAMES if _checked(feature_set) == "post_settlement" else _PRE_SETTLEMENT_NAMES
+    )
+
+
+def required_columns(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
+    """The PaySim columns the feature set reads."""
+    post = _checked(feature_set) == "post_settlement"
+    return list(_POST_SETTLEMENT_COLUMNS if post else _PRE_SETTLEMENT_COLUMNS)
+
+
+def build_features(frame: pl.DataFrame, feature_set: str = DEFAULT_FEATURE_SET) -> np.ndarray:
+    """Turn a PaySim frame into a float64 matrix, one row per transaction, columns `feature_names(...)`."""
+    post = _checked(feature_set) == "post_settlement"
+    missing = [c for c in required_columns(feature_set) if c not in frame.columns]
+    if missing:
+        raise FeatureError(f"frame lacks column(s) {', '.join(missing)} needed by {feature_set} features")
+
+    tx_type = frame["type"].cast(pl.Utf8)
+    amount = _floats(frame, "amount")
+    old_orig = _floats(frame, "oldbalanceOrg")
+    old_dest = _floats(frame, "oldbalanceDest")
+    hour = np.mod(_floats(frame, "step"), 24.0)
+
+    has_balance = old_orig > 0
+    ratio = np.divide(amount, old_orig, out=np.full_like(amount, -1.0), where=has_balance)
+    columns: list[np.ndarray] = [(tx_type == t).to_numpy().astype(np.float64) for t in TX_TYPES]
+    columns += [
+        amount,
+        old_orig,
+        old_dest,
+        hour,
+        ratio,
+        old_orig - amount,
+        (has_balance & (np.abs(amount - old_orig) <= _CENT)).astype(np.float64),
+        (amount > old_orig + _CENT).astype(np.float64),
+        (old_orig == 0).astype(np.float64),
+        (old_dest == 0).astype(np.float64),
+        _starts_with_m(frame["nameDest"].cast(pl.Utf8)),
+    ]
+    if post:
+        new_orig = _floats(frame, "newbalanceOrig")
+        new_dest = _floats(frame, "newbalanceDest")
+        columns += [
+            new_orig,
+            new_dest,
+            new_orig + amount - old_orig,
+            old_dest + amount - new_dest,
+            ((old_dest == 0) & (new_dest == 0)).astype(np.float64),
+        ]
+    if not columns[0].size:
+        return np.empty((0, len(columns)), dtype=np.float64)
+    return np.column_stack(columns)
+
+
+def _floats(frame: pl.DataFrame, column: str) -> np.ndarray:
+    # Checking for nulls first saves a fill_null call, which costs more than everything else on a small batch.
+    series = frame[column].cast(pl.Float64)
+    return (series.fill_null(0.0) if series.null_count() else series).to_numpy()
+
+
+def _starts_with_m(names: pl.Series) -> np.ndarray:
+    # A range comparison does what str.starts_with("M") does, at a quarter of its fixed cost per call.
+    merchant = (names >= "M") & (names < "N")
+    return (merchant.fill_null(False) if merchant.null_count() else merchant).to_numpy().astype(np.float64)
+
+
+def _checked(feature_set: str) -> FeatureSet:
+    if feature_set not in FEATURE_SETS:
+        raise FeatureError(f"unknown feature set {feature_set!r}; expected one of {', '.join(FEATURE_SETS)}")
+    return feature_set

@@ -1,0 +1,25 @@
+"""The failures training, evaluation and the model registry report to the user, one line each."""
+
+from __future__ import annotations
+
+from momoguard.errors import MomoGuardError
+
+
+class TrainingError(MomoGuardError):
+    """Training or evaluation cannot go on."""
+
+
+class DataError(TrainingError):
+    """The data is empty, malformed or unlabelled."""
+
+
+class NoFraudError(DataError):
+    """A time window has no fraud (or no genuine) rows, so nothing can be learnt or measured on it."""
+
+
+class RegistryError(TrainingError):
+    """The MLflow tracking server or registry cannot be reached or refused an operation."""
+
+
+class ModelNotFoundError(RegistryError):
+    """No such registered model, version or alias."""

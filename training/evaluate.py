@@ -1,0 +1,161 @@
+"""Measuring a fraud model: the threshold policy, the metrics a fraud team reads, and the plots.
+
+Threshold policies (setting `threshold_policy`, target in `threshold_target`), applied on the validation
+window; a transaction is blocked when its score is >= the threshold:
+
+- ``best_f1`` (default): the threshold with the best fraud-class F1.
+- ``min_precision``: the lowest threshold whose precision is >= target (most fraud caught while at least
+  `target` of the blocks are fraud).
+- ``max_false_block_rate``: the lowest threshold whose false-block rate (genuine blocked / genuine) is
+  <= target (most fraud caught while annoying at most that share of genuine customers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from training.errors import DataError, TrainingError
+
+ThresholdPolicy = Literal["best_f1", "min_precision", "max_false_block_rate"]
+THRESHOLD_POLICIES: tuple[str, ...] = get_args(ThresholdPolicy)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Counts at every distinct score, from the highest threshold down."""
+
+    thresholds: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    positives: int
+    negatives: int
+
+    @property
+    def precision(self) -> np.ndarray:
+        return self.true_positives / np.maximum(self.true_positives + self.false_positives, 1)
+
+    @property
+    def recall(self) -> np.ndarray:
+        return self.true_positives / max(self.positives, 1)
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+
+    @property
+    def false_block_rate(self) -> np.ndarray:
+        return self.false_positives / max(self.negatives, 1)
+
+
+def curve(labels: np.ndarray, scores: np.ndarray) -> Curve:
+    """The block/allow counts at each distinct score used as threshold (block when score >= threshold)."""
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, truth = scores[order], labels[order].astype(np.int64)
+    last_of_run = np.r_[np.nonzero(np.diff(ranked))[0], len(ranked) - 1]
+    positives = int(truth.sum())
+    return Curve(
+        thresholds=ranked[last_of_run],
+        true_positives=np.cumsum(truth)[last_of_run],
+        false_positives=np.cumsum(1 - truth)[last_of_run],
+        positives=positives,
+        negatives=len(truth) - positives,
+    )
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, policy: str, target: float) -> float:
+    """The block threshold the policy picks on these (validation) scores."""
+    if len(scores) == 0 or labels.sum() == 0:
+        raise DataError("cannot choose a threshold on a window with no fraud")
+    c = curve(labels, scores)
+    if policy == "best_f1":
+        return float(c.thresholds[int(np.argmax(c.f1))])
+    if policy == "min_precision":
+        ok = np.nonzero(c.precision >= target)[0]
+        what = f"precision >= {target}"
+    elif policy == "max_false_block_rate":
+        ok = np.nonzero(c.false_block_rate <= target)[0]
+        what = f"false-block rate <= {target}"
+    else:
+        raise TrainingError(
+            f"unknown threshold policy {policy!r}; expected one of {', '.join(THRESHOLD_POLICIES)}"
+        )
+    if not len(ok):
+        raise TrainingError(f"no threshold reaches {what} on the validation window")
+    # Recall only grows as the threshold falls, so the last threshold that meets the target catches most.
+    return float(c.thresholds[ok[-1]])
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What a fraud team reads off a model on one labelled window, at one threshold."""
+
+    n: int
+    frauds: int
+    auprc: float
+    roc_auc: float
+    precision: float
+    recall: float
+    f1: float
+    threshold: float
+    false_block_rate: float
+    fraud_amount_recall: float
+    true_positives: int
+    false_positives: int
+    true_negatives: int
+    false_negatives: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def headline(self) -> dict[str, float | int]:
+        """The metrics that are logged to MLflow and printed (counts left out)."""
+        keys = (
+            "auprc",
+            "roc_auc",
+            "precision",
+            "recall",
+            "f1",
+            "false_block_rate",
+            "fraud_amount_recall",
+            "threshold",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+
+def measure(labels: np.ndarray, scores: np.ndarray, amounts: np.ndarray, threshold: float) -> Metrics:
+    """Metrics of scores against labels, blocking at `threshold`."""
+    labels = labels.astype(np.int64)
+    n, frauds = len(labels), int(labels.sum())
+    if n == 0:
+        raise DataError("cannot measure a model on no rows")
+    blocked = scores >= threshold
+    fraud = labels == 1
+    tp = int((blocked & fraud).sum())
+    fp = int((blocked & ~fraud).sum())
+    fn = frauds - tp
+    tn = n - frauds - fp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / frauds if frauds else 0.0
+    both_classes = 0 < frauds < n
+    fraud_money = float(amounts[fraud].sum())
+    return Metrics(
+        n=n,
+        frauds=frauds,
+        auprc=float(average_precision_score(labels, scores)) if both_classes else float("nan"),
+        roc_auc=float(roc_auc_score(labels, scores)) if both_classes else float("nan"),
+        precision=precision,
+        recall=recall,
+        f1=2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        threshold=float(threshold),
+        false_block_rate=fp / (n - frauds) if n - frauds else 0.0,
+        fraud_amount_recall=float(amounts[fraud & blocked].sum()) / fraud_money if fraud_money else 0.0,
+        true_positives=tp,
+        false_positives=fp,
+        true_negatives=tn,
+        false_negatives=fn,
+    )

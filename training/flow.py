@@ -1,0 +1,320 @@
+"""The Prefect flow `retrain`: load -> features -> split -> tune and train -> evaluate -> register -> promote.
+
+`momoguard train` (and `make train`) runs it in-process with no Prefect server; `momoguard train --serve`
+(and `make schedule`) serves it on the `retrain_cron` schedule, which needs a Prefect server
+(`prefect server start`). Nothing touches the registry before the model is trained and measured, and the
+tracking store is checked first, so a failure leaves no half-registered model behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from momoguard.settings import Settings
+from schemas.features import FEATURE_SETS, build_features, feature_names
+from training import data, model, registry, report
+from training.data import Windows
+from training.evaluate import Metrics, choose_threshold, measure
+from training.model import SearchResult
+from training.promotion import Decision, decide
+
+logger = logging.getLogger(__name__)
+
+# Frames and matrices pass between tasks in memory: no caching (it would hash them) and no persistence.
+_TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Labels, scores and amounts of one window."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    amounts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The threshold and the metrics of the challenger, and of the other feature set when compared."""
+
+    threshold: float
+    validation: Metrics
+    test: Metrics
+    validation_scored: Scored
+    test_scored: Scored
+    other_feature_set: tuple[str, Metrics] | None
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What one run of the flow did."""
+
+    model_name: str
+    version: str
+    run_id: str
+    promoted: bool
+    reason: str
+    champion: str | None
+    feature_set: str
+    data_source: str
+    windows: list[str]
+    evaluation: Evaluation
+    trials: int
+    training_seconds: float
+
+
+@task(name="load", **_TASK)
+def load(csv: str | None, rows: int, steps: int, seed: int) -> pl.DataFrame:
+    """The labelled PaySim frame: a CSV when given, else freshly generated data."""
+    frame = data.from_csv(Path(csv)) if csv else data.generated(rows, steps, seed)
+    data.check_labelled(frame)
+    return frame
+
+
+@task(name="features", **_TASK)
+def features(frame: pl.DataFrame, feature_set: str) -> np.ndarray:
+    """The feature matrix of every row."""
+    return build_features(frame, feature_set)
+
+
+@task(name="split", **_TASK)
+def split(frame: pl.DataFrame, validation_fraction: float, test_fraction: float) -> Windows:
+    """Train, validation and test windows cut on step."""
+    return data.split_by_step(frame, validation_fraction, test_fraction)
+
+
+@task(name="tune-and-train", **_TASK)
+def tune_and_train(
+    x: np.ndarray, labels: np.ndarray, windows: Windows, feature_set: str, settings: Settings
+) -> SearchResult:
+    """The hyperparameter search; its best booster is the challenger."""
+    return model.search(
+        (x[windows.train.mask], labels[windows.train.mask]),
+        (x[windows.validation.mask], labels[windows.validation.mask]),
+        feature_names(feature_set),
+        trials=settings.tuning_trials,
+        time_budget_s=settings.tuning_time_budget_s,
+        num_threads=settings.train_threads,
+        seed=settings.train_seed,
+    )
+
+
+@task(name="evaluate", **_TASK)
+def evaluate(
+    frame: pl.DataFrame,
+    x: np.ndarray,
+    windows: Windows,
+    search: SearchResult,
+    feature_set: str,
+    settings: Settings,
+) -> Evaluation:
+    """Pick the threshold on validation, measure on test; fit the other feature set once to compare."""
+    evaluation = _evaluate(search.booster, frame, x, windows, settings)
+    other = None
+    if settings.compare_feature_sets:
+        other_set = next(f for f in FEATURE_SETS if f != feature_set)
+        x_other = build_features(frame, other_set)
+        labels = frame["isFraud"].to_numpy()
+        booster = model.fit(
+            (x_other[windows.train.mask], labels[windows.train.mask]),
+            (x_other[windows.validation.mask], labels[windows.validation.mask]),
+            feature_names(other_set),
+            search.best.params,
+            num_threads=settings.train_threads,
+            seed=settings.train_seed,
+        )
+        other = (other_set, _evaluate(booster, frame, x_other, windows, settings).test)
+        logger.info("other feature set %s: test AUPRC %.5f", other_set, other[1].auprc)
+    test = evaluation.test
+    logger.info(
+        "test window: AUPRC %.5f, precision %.4f, recall %.4f at threshold %.4f",
+        test.auprc,
+        test.precision,
+        test.recall,
+        test.threshold,
+    )
+    return Evaluation(
+        evaluation.threshold,
+        evaluation.validation,
+        test,
+        evaluation.validation_scored,
+        evaluation.test_scored,
+        other,
+    )
+
+
+def _evaluate(
+    booster: Any, frame: pl.DataFrame, x: np.ndarray, windows: Windows, settings: Settings
+) -> Evaluation:
+    labels = frame["isFraud"].to_numpy()
+    amounts = frame["amount"].to_numpy()
+
+    def scored(mask: np.ndarray) -> Scored:
+        return Scored(labels[mask], np.asarray(booster.predict(x[mask]), dtype=np.float64), amounts[mask])
+
+    val, test = scored(windows.validation.mask), scored(windows.test.mask)
+    threshold = choose_threshold(val.labels, val.scores, settings.threshold_policy, settings.threshold_target)
+    return Evaluation(
+        threshold,
+        measure(val.labels, val.scores, val.amounts, threshold),
+        measure(test.labels, test.scores, test.amounts, threshold),
+        val,
+        test,
+        None,
+    )
+
+
+@task(name="register", **_TASK)
+def register(
+    x: np.ndarray,
+    windows: Windows,
+    search: SearchResult,
+    evaluation: Evaluation,
+    feature_set: str,
+    data_source: str,
+    settings: Settings,
+) -> registry.Registration:
+    """Write the report, log the run and the model, register it as a candidate version."""
+    facts = report.CardFacts(
+        model_name=settings.model_name,
+        feature_set=feature_set,
+        feature_names=feature_names(feature_set),
+        data_source=data_source,
+        windows=[w.describe() for w in windows.all()],
+        threshold_policy=settings.threshold_policy,
+        threshold_target=settings.threshold_target,
+        params=search.best.params,
+        best_iteration=search.best.best_iteration,
+        trials=len(search.trials),
+        validation_auprc=search.best.validation_auprc,
+        training_seconds=search.seconds,
+        test=evaluation.test,
+        other_feature_set=evaluation.other_feature_set,
+    )
+    metrics: dict[str, float] = {f"test_{k}": float(v) for k, v in evaluation.test.headline().items()}
+    metrics |= {f"validation_{k}": float(v) for k, v in evaluation.validation.headline().items()}
+    metrics |= {"search_trials": float(len(search.trials)), "training_seconds": search.seconds}
+    if evaluation.other_feature_set is not None:
+        name, other = evaluation.other_feature_set
+        metrics |= {f"compare_{name}_test_auprc": other.auprc, f"compare_{name}_test_f1": other.f1}
+    val, test = evaluation.validation_scored, evaluation.test_scored
+    with tempfile.TemporaryDirectory(prefix="momoguard-report-") as tmp:
+        artifacts = report.write_all(
+            Path(tmp),
+            booster=search.booster,
+            validation=(val.labels, val.scores),
+            test=(test.labels, test.scores),
+            facts=facts,
+        )
+        return registry.register(
+            settings,
+            booster=search.booster,
+            feature_set=feature_set,
+            threshold=evaluation.threshold,
+            params={**search.best.params, "best_iteration": search.best.best_iteration},
+            metrics=metrics,
+            example=x[windows.test.mask][:5],
+            artifacts=artifacts,
+            tags={"momoguard.data_source": data_source, "momoguard.test_window": windows.test.describe()},
+        )
+
+
+@task(name="promote", **_TASK)
+def promote(
+    frame: pl.DataFrame, windows: Windows, evaluation: Evaluation, version: str, settings: Settings
+) -> Decision:
+    """Measure the champion on the challenger's test window and apply the promotion rule."""
+    current = registry.champion_version(settings)
+    champion: Metrics | None = None
+    if current is not None:
+        loaded = registry.load_version(settings, current)
+        test_frame = frame.filter(pl.Series(windows.test.mask))
+        champion = measure(
+            test_frame["isFraud"].to_numpy(),
+            loaded.score(test_frame),
+            test_frame["amount"].to_numpy(),
+            loaded.threshold,
+        )
+        registry.set_tags(
+            settings,
+            version,
+            {
+                "momoguard.champion_test_auprc": f"{champion.auprc:.6f}",
+                "momoguard.champion_test_fraud_amount_recall": f"{champion.fraud_amount_recall:.6f}",
+            },
+        )
+    decision = decide(
+        evaluation.test,
+        champion,
+        auprc_margin=settings.promotion_auprc_margin,
+        amount_recall_margin=settings.promotion_amount_recall_margin,
+        auprc_floor=settings.promotion_auprc_floor,
+        champion_version=current,
+    )
+    if decision.promote:
+        registry.make_champion(settings, version, decision.reason)
+    else:
+        registry.set_tags(
+            settings, version, {registry.TAG_STATUS: "rejected", registry.TAG_REASON: decision.reason}
+        )
+        logger.warning("%s version %s rejected: %s", settings.model_name, version, decision.reason)
+    return decision
+
+
+@flow(name="retrain")
+def retrain(
+    csv: str | None = None,
+    rows: int | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    feature_set: str | None = None,
+    settings: Settings | None = None,
+) -> RetrainResult:
+    """Train a challenger on fresh data, register it and promote it if it holds up against the champion."""
+    settings = settings or Settings()
+    overrides = {"train_rows": rows, "train_steps": steps, "train_seed": seed, "feature_set": feature_set}
+    if any(v is not None for v in overrides.values()):
+        settings = Settings(
+            **{**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+    chosen = settings.feature_set
+    registry.check_reachable(settings)
+    started = time.perf_counter()
+    source = (
+        f"CSV {csv}"
+        if csv
+        else f"generated: ~{settings.train_rows:,} rows, {settings.train_steps} steps, "
+        f"seed {settings.train_seed}"
+    )
+    frame = load(csv, settings.train_rows, settings.train_steps, settings.train_seed)
+    x = features(frame, chosen)
+    windows = split(frame, settings.validation_fraction, settings.test_fraction)
+    search = tune_and_train(x, frame["isFraud"].to_numpy(), windows, chosen, settings)
+    evaluation = evaluate(frame, x, windows, search, chosen, settings)
+    registration = register(x, windows, search, evaluation, chosen, source, settings)
+    decision = promote(frame, windows, evaluation, registration.version, settings)
+    logger.info("retrain done in %.1fs", time.perf_counter() - started)
+    return RetrainResult(
+        model_name=settings.model_name,
+        version=registration.version,
+        run_id=registration.run_id,
+        promoted=decision.promote,
+        reason=decision.reason,
+        champion=registry.champion_version(settings),
+        feature_set=chosen,
+        data_source=source,
+        windows=[w.describe() for w in windows.all()],
+        evaluation=evaluation,
+        trials=len(search.trials),
+        training_seconds=search.seconds,
+    )
