@@ -15,3 +15,7 @@ class ConfigError(MomoGuardError):
 
 class BrokerError(MomoGuardError):
     """The Kafka broker cannot be started, stopped or reached."""
+
+
+class DataError(MomoGuardError):
+    """A data file is missing, unreadable or not in the expected format."""
