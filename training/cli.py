@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -122,12 +123,8 @@ def evaluate(
     frame = data.from_csv(path)
     data.check_labelled(frame, str(path))
     registry.check_reachable(settings)
-    loaded = (
-        registry.load_champion(settings) if model == "champion" else registry.load_version(settings, model)
-    )
-    m = measure(
-        frame["isFraud"].to_numpy(), loaded.score(frame), frame["amount"].to_numpy(), loaded.threshold
-    )
+    loaded = registry.load_champion(settings) if model == "champion" else registry.load_version(settings, model)
+    m = measure(frame["isFraud"].to_numpy(), loaded.score(frame), frame["amount"].to_numpy(), loaded.threshold)
     out = {
         "n": m.n,
         "frauds": m.frauds,
@@ -162,15 +159,20 @@ def list_models() -> None:
     if not rows:
         console.print(f"no versions of {settings.model_name} yet: run `momoguard train`")
         return
-    table = Table(title=f"{settings.model_name} at {settings.tracking_uri}")
-    for name in ("version", "aliases", "status", "features", "threshold", "AUPRC", "amount recall", "reason"):
-        table.add_column(name, overflow="fold")
+    table = Table(title=f"{settings.model_name} versions", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in ("version", "alias", "status", "features", "threshold", "AUPRC", "amount recall"):
+        table.add_column(name, no_wrap=True)
     for r in rows:
         table.add_row(
-            r.version, ", ".join(r.aliases), r.status, r.feature_set, _num(r.threshold), _num(r.auprc),
-            _num(r.fraud_amount_recall), r.reason,
+            r.version, ", ".join(r.aliases), r.status, r.feature_set.removesuffix("_settlement"),
+            _num(r.threshold), _num(r.auprc), _num(r.fraud_amount_recall),
         )  # fmt: skip
     console.print(table)
+    # Reasons are long sentences: one line each under the table reads better than a folded column.
+    for r in rows:
+        if r.reason:
+            console.print(f"v{r.version}: {r.reason}", soft_wrap=True, highlight=False)
+    console.print(f"registry: {settings.tracking_uri}", soft_wrap=True, highlight=False)
 
 
 def _num(text: str) -> str:

@@ -45,8 +45,6 @@ def from_csv(path: Path) -> pl.DataFrame:
     """A labelled PaySim CSV (the Kaggle header) as a PaySim frame."""
     from replay.paysim import load_paysim
 
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
     try:
         frame = load_paysim(path)
     except (pl.exceptions.PolarsError, ValueError) as error:
@@ -102,20 +100,15 @@ def split_by_step(frame: pl.DataFrame, validation_fraction: float, test_fraction
     time the model has never seen, as it would be in production.
     """
     check_labelled(frame)
-    if not (
-        0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1
-    ):
+    if not (0 < validation_fraction < 1 and 0 < test_fraction < 1 and validation_fraction + test_fraction < 1):
         raise DataError(
-            f"bad window fractions: validation={validation_fraction} test={test_fraction} "
-            "(each in (0, 1), sum < 1)"
+            f"bad window fractions: validation={validation_fraction} test={test_fraction} (each in (0, 1), sum < 1)"
         )
     steps = np.sort(frame["step"].unique().to_numpy())
     n_test = max(1, math.ceil(len(steps) * test_fraction))
     n_validation = max(1, math.ceil(len(steps) * validation_fraction))
     if len(steps) < n_test + n_validation + 1:
-        raise DataError(
-            f"need at least 3 distinct steps to cut train/validation/test windows, got {len(steps)}"
-        )
+        raise DataError(f"need at least 3 distinct steps to cut train/validation/test windows, got {len(steps)}")
     test_start = steps[-n_test]
     validation_start = steps[-(n_test + n_validation)]
     step = frame["step"].to_numpy()
@@ -131,9 +124,7 @@ def split_by_step(frame: pl.DataFrame, validation_fraction: float, test_fraction
         frauds = int(labels[mask].sum())
         if frauds == 0 or frauds == int(mask.sum()):
             kind = "fraud" if frauds == 0 else "genuine"
-            raise NoFraudError(
-                f"the {name} window (steps {first}-{last}, {int(mask.sum()):,} rows) has no {kind} rows"
-            )
+            raise NoFraudError(f"the {name} window (steps {first}-{last}, {int(mask.sum()):,} rows) has no {kind} rows")
         made[name] = Window(name, mask, int(first), int(last))
     windows = Windows(made["train"], made["validation"], made["test"])
     for window in windows.all():

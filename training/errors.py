@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from momoguard import errors
 from momoguard.errors import MomoGuardError
 
 
@@ -9,8 +10,8 @@ class TrainingError(MomoGuardError):
     """Training or evaluation cannot go on."""
 
 
-class DataError(TrainingError):
-    """The data is empty, malformed or unlabelled."""
+class DataError(TrainingError, errors.DataError):
+    """The data is empty, malformed or unlabelled (also a `momoguard.errors.DataError`)."""
 
 
 class NoFraudError(DataError):

@@ -81,9 +81,7 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, policy: str, target
         ok = np.nonzero(c.false_block_rate <= target)[0]
         what = f"false-block rate <= {target}"
     else:
-        raise TrainingError(
-            f"unknown threshold policy {policy!r}; expected one of {', '.join(THRESHOLD_POLICIES)}"
-        )
+        raise TrainingError(f"unknown threshold policy {policy!r}; expected one of {', '.join(THRESHOLD_POLICIES)}")
     if not len(ok):
         raise TrainingError(f"no threshold reaches {what} on the validation window")
     # Recall only grows as the threshold falls, so the last threshold that meets the target catches most.

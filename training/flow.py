@@ -153,9 +153,7 @@ def evaluate(
     )
 
 
-def _evaluate(
-    booster: Any, frame: pl.DataFrame, x: np.ndarray, windows: Windows, settings: Settings
-) -> Evaluation:
+def _evaluate(booster: Any, frame: pl.DataFrame, x: np.ndarray, windows: Windows, settings: Settings) -> Evaluation:
     labels = frame["isFraud"].to_numpy()
     amounts = frame["amount"].to_numpy()
 
@@ -264,9 +262,7 @@ def promote(
     if decision.promote:
         registry.make_champion(settings, version, decision.reason)
     else:
-        registry.set_tags(
-            settings, version, {registry.TAG_STATUS: "rejected", registry.TAG_REASON: decision.reason}
-        )
+        registry.set_tags(settings, version, {registry.TAG_STATUS: "rejected", registry.TAG_REASON: decision.reason})
         logger.warning("%s version %s rejected: %s", settings.model_name, version, decision.reason)
     return decision
 
@@ -284,17 +280,14 @@ def retrain(
     settings = settings or Settings()
     overrides = {"train_rows": rows, "train_steps": steps, "train_seed": seed, "feature_set": feature_set}
     if any(v is not None for v in overrides.values()):
-        settings = Settings(
-            **{**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-        )
+        settings = Settings(**{**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
     chosen = settings.feature_set
     registry.check_reachable(settings)
     started = time.perf_counter()
     source = (
         f"CSV {csv}"
         if csv
-        else f"generated: ~{settings.train_rows:,} rows, {settings.train_steps} steps, "
-        f"seed {settings.train_seed}"
+        else f"generated: ~{settings.train_rows:,} rows, {settings.train_steps} steps, seed {settings.train_seed}"
     )
     frame = load(csv, settings.train_rows, settings.train_steps, settings.train_seed)
     x = features(frame, chosen)

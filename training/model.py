@@ -118,9 +118,7 @@ def search(
         params = sample_params(rng, imbalance, first=number == 0)
         trial_started = time.perf_counter()
         booster = _train(params, train_set, val_set, num_threads, seed)
-        auprc = float(
-            average_precision_score(y_val, booster.predict(x_val, num_iteration=booster.best_iteration))
-        )
+        auprc = float(average_precision_score(y_val, booster.predict(x_val, num_iteration=booster.best_iteration)))
         trial = Trial(number, params, auprc, int(booster.best_iteration), time.perf_counter() - trial_started)
         done.append(trial)
         logger.info(

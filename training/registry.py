@@ -147,9 +147,7 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
             f"{settings.model_name} version {found.version} was trained on features that "
             f"schemas.features no longer builds for {feature_set!r}"
         )
-    return LoadedModel(
-        settings.model_name, str(found.version), float(threshold), str(feature_set), booster, names
-    )
+    return LoadedModel(settings.model_name, str(found.version), float(threshold), str(feature_set), booster, names)
 
 
 def get_version(settings: Settings, version: str) -> ModelVersion:
@@ -164,9 +162,7 @@ def get_version(settings: Settings, version: str) -> ModelVersion:
     except MlflowException as error:
         if _is_not_found(error):
             raise ModelNotFoundError(f"model {settings.model_name!r} has no version {version!r}") from error
-        raise RegistryError(
-            f"cannot read {settings.model_name} version {version}: {_first_line(error)}"
-        ) from error
+        raise RegistryError(f"cannot read {settings.model_name} version {version}: {_first_line(error)}") from error
 
 
 @contextmanager
@@ -295,9 +291,7 @@ def make_champion(settings: Settings, version: str, reason: str) -> str | None:
     c.set_model_version_tag(settings.model_name, found.version, TAG_STATUS, "champion")
     c.set_model_version_tag(settings.model_name, found.version, TAG_REASON, reason)
     c.set_registered_model_alias(settings.model_name, CHAMPION, found.version)
-    logger.info(
-        "%s version %s is champion (was %s): %s", settings.model_name, found.version, previous, reason
-    )
+    logger.info("%s version %s is champion (was %s): %s", settings.model_name, found.version, previous, reason)
     return previous
 
 

@@ -92,9 +92,7 @@ def threshold_curve(path: Path, c: Curve, threshold: float) -> Path:
     ax.plot(t, c.recall[keep], label="recall")
     ax.plot(t, c.f1[keep], label="F1")
     ax.axvline(threshold, color="crimson", lw=1, label=f"chosen {threshold:.3f}")
-    ax.set(
-        xlabel="threshold (block when score >= threshold)", title="Validation window: metrics by threshold"
-    )
+    ax.set(xlabel="threshold (block when score >= threshold)", title="Validation window: metrics by threshold")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
@@ -201,8 +199,7 @@ def model_card(f: CardFacts, booster: lgb.Booster) -> str:
         other_name, o = f.other_feature_set
         lines += [
             "## Both feature sets on the same test window",
-            "| feature set | AUPRC | ROC AUC | precision | recall | F1 | false-block rate "
-            "| fraud-amount recall |",
+            "| feature set | AUPRC | ROC AUC | precision | recall | F1 | false-block rate | fraud-amount recall |",
             "|---|---|---|---|---|---|---|---|",
             *(
                 f"| `{name}`{' (this model)' if name == f.feature_set else ''} "
