@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from momoguard import kafka_cli
 from momoguard.errors import MomoGuardError
+from stream_app import cli as stream_cli
 from training import cli as training_cli
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(kafka_cli.topics_app, name="topics")
 app.command("train")(training_cli.train)
 app.command("evaluate")(training_cli.evaluate)
 app.add_typer(training_cli.models_app, name="models")
+app.command("serve")(stream_cli.serve)
 
 
 @app.command("config")

@@ -80,6 +80,24 @@ class Settings(BaseSettings):
     )
     retrain_cron: str = Field("0 3 * * 0", description="Cron schedule of the served retrain flow (UTC).")
 
+    # --- Scorer ------------------------------------------------------------------------------------
+    consumer_group: str = Field("momoguard-scorer", description="Consumer group (Faust app id) of the scorer.")
+    max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions scored in one micro-batch.")
+    max_wait_s: float = Field(0.005, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
+    max_message_bytes: int = Field(
+        16_384, ge=256, description="Messages larger than this go to the dead-letter topic."
+    )
+    reload_interval_s: float = Field(10.0, gt=0, description="How often the scorer polls the champion alias.")
+    registry_retry_s: float = Field(
+        60.0, ge=0, description="How long a starting scorer retries an unreachable registry."
+    )
+    web_host: str = Field("127.0.0.1", description="Address the scorer's web endpoints bind to.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Web port of the first worker (+1 per worker).")
+    reasons_per_verdict: int = Field(3, ge=0, le=10, description="Top features named in each explained verdict.")
+    explain_min_score: float = Field(
+        0.01, ge=0, le=1, description="Verdicts scoring at least this carry reasons (SHAP costs ~0.5 ms a row)."
+    )
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str) -> str:

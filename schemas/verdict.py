@@ -30,6 +30,11 @@ class Verdict(BaseModel):
     threshold: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Block when score >= this.")
     model_name: str = Field(min_length=1)
     model_version: str = Field(min_length=1)
-    reasons: list[Reason] = Field(default_factory=list, max_length=10)
+    reasons: list[Reason] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Features that pushed the score most (SHAP, log-odds), for verdicts scoring at least "
+        "MOMOGUARD_EXPLAIN_MIN_SCORE or blocked; empty for the rest.",
+    )
     event_time: datetime | None = Field(None, description="The transaction's event_time, echoed.")
     scored_at: datetime = Field(description="When the verdict was made (UTC).")

@@ -1,0 +1,210 @@
+"""The Faust app: one agent scoring `transactions` in micro-batches, a reload timer, and web endpoints.
+
+The data path, top to bottom: raw bytes from `transactions` -> `BatchProcessor.process` (parse, validate,
+features, score, verdict bytes; bad messages become dead letters) -> `Deliverer.deliver` (acks=all) ->
+Faust acks the batch's events, so their offsets are committed only after the verdicts are safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from faust.web import Request, Response, View
+from prometheus_client import generate_latest
+
+from momoguard.settings import Settings
+from stream_app.delivery import Deliverer, Headers
+from stream_app.metrics import ScorerMetrics
+from stream_app.pipeline import BatchProcessor, Incoming
+from stream_app.scoring import Scorer
+from training.errors import RegistryError
+from training.registry import LoadedModel, champion_version, load_version
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+@dataclass
+class ScorerState:
+    """What the agent, the reload timer and the web views share inside one worker."""
+
+    settings: Settings
+    processor: BatchProcessor
+    metrics: ScorerMetrics
+    deliverer: Deliverer
+    reload_failures: int = 0
+
+    @property
+    def version(self) -> str:
+        return self.processor.scorer.version
+
+    def use(self, model: LoadedModel) -> None:
+        """Swap the model. Called on the event loop, where no batch is ever half-scored (`process` is sync)."""
+        self.processor.swap(scorer_for(model, self.settings))
+        self.metrics.set_model(model.name, model.version, model.threshold, time.time())
+
+
+def scorer_for(model: LoadedModel, settings: Settings) -> Scorer:
+    return Scorer(model, settings.reasons_per_verdict, settings.explain_min_score)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """The Kafka security settings in Faust's form (None for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validator guarantees it
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    return context
+
+
+def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> tuple[faust.App, ScorerState]:
+    """A Faust app scoring with `model` until the reload timer finds a new champion."""
+    metrics = ScorerMetrics()
+    processor = BatchProcessor(
+        scorer_for(model, settings),
+        metrics,
+        verdicts_topic=settings.topic_verdicts,
+        dlq_topic=settings.topic_dlq,
+        max_bytes=settings.max_message_bytes,
+    )
+    state = ScorerState(settings, processor, metrics, Deliverer(settings.kafka_config()))
+    metrics.set_model(model.name, model.version, model.threshold, time.time())
+
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        datadir=str(settings.run_dir / "faust" / f"worker-{worker_index}"),
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port + worker_index,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        topic_allow_declare=False,  # topics are made by `momoguard topics create`, not changed by workers
+        topic_disable_leader=True,
+        stream_buffer_maxsize=max(4 * settings.max_batch, 4096),
+        broker_max_poll_records=max(settings.max_batch, 500),
+    )
+    transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes, allow_empty=True)
+
+    @app.agent(transactions)
+    async def score(stream: StreamT[bytes]) -> AsyncIterator[None]:
+        # take_events (not take): the batch's events are acked only after this body has delivered them.
+        batches = stream.take_events(settings.max_batch, within=settings.max_wait_s)  # type: ignore[attr-defined]
+        async for events in batches:
+            work = asyncio.ensure_future(_handle(app, state, events))
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await work  # stopping: finish the batch in flight, so its events are acked after delivery
+                raise
+            yield None
+
+    @app.timer(interval=settings.reload_interval_s)
+    async def reload_champion() -> None:
+        await check_for_new_champion(state)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            # aiohttp takes the charset apart from the content type
+            return self.bytes(generate_latest(state.metrics.registry), content_type=PROMETHEUS_CONTENT_TYPE)
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "alive"})
+
+    @app.page("/ready")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+            ready = bool(assigned)
+            body = {"ready": ready, "model_version": state.version, "partitions": assigned}
+            return self.json(body, status=200 if ready else 503)
+
+    return app, state
+
+
+async def _handle(app: faust.App, state: ScorerState, events: list[EventT]) -> None:
+    batch = [
+        Incoming(
+            topic=e.message.topic,
+            partition=e.message.partition,
+            offset=e.message.offset,
+            key=e.message.key,
+            value=e.message.value,
+            headers=_headers(e.message.headers),
+            timestamp_s=e.message.timestamp,
+        )
+        for e in events
+    ]
+    outcome = state.processor.process(batch)
+    await state.deliverer.deliver(outcome.records)
+    state.processor.delivered(outcome)
+    _update_lag(app, state, batch)
+
+
+def _headers(headers: Any) -> Headers | None:
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(k), v) for k, v in pairs]
+
+
+def _update_lag(app: faust.App, state: ScorerState, batch: list[Incoming]) -> None:
+    last: dict[tuple[str, int], int] = {}
+    for message in batch:
+        tp = (message.topic, message.partition)
+        last[tp] = max(last.get(tp, -1), message.offset)
+    for (topic, partition), offset in last.items():
+        try:
+            highwater = app.consumer.highwater(faust.types.TP(topic, partition))
+        except Exception:  # partition revoked meanwhile: nothing to report
+            continue
+        if highwater is not None:
+            state.metrics.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
+
+
+async def check_for_new_champion(state: ScorerState) -> None:
+    """Poll the champion alias; load a new version off the event loop and swap it in between batches."""
+    loop = asyncio.get_running_loop()
+    settings = state.settings
+    try:
+        version = await loop.run_in_executor(None, champion_version, settings)
+        if version is None or version == state.version:
+            state.reload_failures = 0
+            return
+        model = await loop.run_in_executor(None, load_version, settings, version)
+    except RegistryError as error:
+        state.reload_failures += 1
+        state.metrics.reloads.labels("failed").inc()
+        log.warning("registry unreachable (%s); scoring on with version %s", error, state.version)
+        return
+    previous = state.version
+    state.use(model)
+    state.reload_failures = 0
+    state.metrics.reloads.labels("loaded").inc()
+    log.info("champion changed: now scoring with version %s (was %s)", model.version, previous)

@@ -1,0 +1,62 @@
+"""Start one scorer worker: load the champion (bounded retry), make sure the topics exist, run Faust."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from momoguard import topics
+from momoguard.errors import MomoGuardError
+from momoguard.settings import Settings
+from training.errors import ModelNotFoundError, RegistryError
+from training.registry import LoadedModel, load_champion
+
+log = logging.getLogger(__name__)
+
+
+class NoChampionError(MomoGuardError):
+    """There is no model to score with."""
+
+
+def load_champion_with_retry(settings: Settings) -> LoadedModel:
+    """The champion; an unreachable registry is retried for `registry_retry_s`, a missing champion is not."""
+    deadline = time.monotonic() + settings.registry_retry_s
+    delay = 1.0
+    while True:
+        try:
+            return load_champion(settings)
+        except ModelNotFoundError:
+            raise NoChampionError(
+                f"no champion model {settings.model_name!r} in {settings.tracking_uri}: run `make train` first"
+            ) from None
+        except RegistryError as error:
+            if time.monotonic() + delay > deadline:
+                raise NoChampionError(f"cannot load the champion: {error}") from None
+            log.warning("registry not ready (%s); retrying in %.0f s", error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNING") -> None:
+    """Run one worker until SIGTERM/SIGINT; exits the process (0 on a clean stop)."""
+    from stream_app.app import build_app
+
+    model = load_champion_with_retry(settings)
+    topics.create_topics(settings)
+    (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
+    for noisy in ("faust", "mode", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app, _ = build_app(settings, model, worker_index)
+    log.info(
+        "worker %d scoring %s with %s v%s (threshold %.4f), web on %s:%d",
+        worker_index,
+        settings.topic_transactions,
+        model.name,
+        model.version,
+        model.threshold,
+        settings.web_host,
+        settings.web_port + worker_index,
+    )
+    faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False).execute_from_commandline()
