@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from momoguard import kafka_cli
 from momoguard.errors import MomoGuardError
+from replay import cli as replay_cli
 from stream_app import cli as stream_cli
 from training import cli as training_cli
 
@@ -28,6 +29,7 @@ app.command("train")(training_cli.train)
 app.command("evaluate")(training_cli.evaluate)
 app.add_typer(training_cli.models_app, name="models")
 app.command("serve")(stream_cli.serve)
+app.command("generate")(replay_cli.generate)
 
 
 @app.command("config")
