@@ -58,6 +58,10 @@ docs: setup ## Refresh generated docs (the README's settings table, the JSON Sch
 	@$(BIN)/python -m momoguard.config_table
 	@$(BIN)/python -m schemas.json_schema
 
+.PHONY: serve
+serve: kafka-up ## Run the scorer (WORKERS=N worker processes; needs a champion: make train)
+	@$(BIN)/momoguard serve --workers $(or $(WORKERS),1)
+
 .PHONY: lint
 lint: setup ## ruff + mypy
 	$(BIN)/ruff check .

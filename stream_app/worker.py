@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import faust
@@ -39,10 +40,16 @@ def load_champion_with_retry(settings: Settings) -> LoadedModel:
             delay = min(delay * 2, 10.0)
 
 
+# A reload poll must fail in seconds, not after MLflow's default minutes of retries: the next poll retries.
+REGISTRY_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
 def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNING") -> None:
     """Run one worker until SIGTERM/SIGINT; exits the process (0 on a clean stop)."""
     from stream_app.app import build_app
 
+    for name, value in REGISTRY_CLIENT_ENV.items():
+        os.environ.setdefault(name, value)
     model = load_champion_with_retry(settings)
     topics.create_topics(settings)
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)

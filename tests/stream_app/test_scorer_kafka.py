@@ -230,3 +230,30 @@ def test_scores_match_between_one_row_batches_and_whole_batches(champion_registr
     assert [orjson.loads(v)["reasons"] for v in whole.verdicts] == [
         orjson.loads(scorer.score([tx]).verdicts[0])["reasons"] for tx in txs
     ]
+
+
+def test_two_workers_share_the_partitions_of_one_group(
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
+) -> None:
+    s = scorer_env.settings
+    supervisor = start_scorer("--workers", "2")
+    supervisor.wait_ready()
+    deadline = time.monotonic() + 90
+    assigned: list[set[str]] = []
+    while time.monotonic() < deadline:
+        try:
+            views = [orjson.loads(urlopen_text(f"http://127.0.0.1:{s.web_port + i}/ready")) for i in range(2)]
+        except OSError:
+            time.sleep(0.5)
+            continue
+        assigned = [set(view["partitions"]) for view in views]
+        if all(assigned) and sum(len(a) for a in assigned) == 4:
+            break
+        time.sleep(0.5)
+    assert len(assigned) == 2 and all(assigned), assigned
+    assert not assigned[0] & assigned[1] and len(assigned[0] | assigned[1]) == 4
+    txs = transactions(3000, "two")
+    produce(s.kafka_bootstrap, s.topic_transactions, messages(txs))
+    got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs))
+    assert sorted(str(v["tx_id"]) for v in got.values) == sorted(str(tx["tx_id"]) for tx in txs)
+    assert supervisor.stop() == 0

@@ -1,0 +1,77 @@
+"""The message parser: each kind of bad message gets its reason; arbitrary bytes never raise."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.transaction import Transaction
+from stream_app.parse import REASONS, Invalid, parse_transaction
+
+GOOD = {
+    "tx_id": "1",
+    "step": 1,
+    "type": "TRANSFER",
+    "amount": 181.0,
+    "nameOrig": "C1305486145",
+    "oldbalanceOrg": 181.0,
+    "newbalanceOrig": 0.0,
+    "nameDest": "C553264065",
+    "oldbalanceDest": 0.0,
+    "newbalanceDest": 0.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty"),
+        (None, "empty"),
+        (b"x" * 5000, "too_large"),
+        (b'{"tx_id": "\xff"}', "not_utf8"),
+        (b"{nope", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'"text"', "not_object"),
+        (b"null", "not_object"),
+        (orjson.dumps({k: v for k, v in GOOD.items() if k != "step"}), "missing_field"),
+        (orjson.dumps({**GOOD, "amount": "many"}), "wrong_type"),
+        (orjson.dumps({**GOOD, "amount": -1}), "out_of_range"),
+        (orjson.dumps({**GOOD, "type": "REFUND"}), "unknown_type"),
+        (orjson.dumps(GOOD).replace(b'"amount":181.0', b'"amount":1e999'), "not_finite"),
+        (orjson.dumps({**GOOD, "amount": "NaN"}), "not_finite"),
+    ],
+)
+def test_each_kind_of_bad_message_gets_its_reason(value: bytes | None, reason: str) -> None:
+    parsed = parse_transaction(value, max_bytes=4096)
+    assert isinstance(parsed, Invalid), parsed
+    assert parsed.reason == reason, parsed
+    assert parsed.reason in REASONS and parsed.error and "\n" not in parsed.error
+
+
+def test_a_good_message_parses() -> None:
+    parsed = parse_transaction(orjson.dumps(GOOD), max_bytes=4096)
+    assert isinstance(parsed, Transaction) and parsed.amount == 181.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_never_raise(value: bytes) -> None:
+    parsed = parse_transaction(value, max_bytes=512)
+    assert isinstance(parsed, Transaction | Invalid)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([*GOOD, "event_time", "isFraud", "extra"]),
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    )
+)
+def test_arbitrary_json_objects_never_raise(fields: dict[str, object]) -> None:
+    # stdlib json: it writes what orjson refuses (NaN, Infinity, integers beyond 64 bits)
+    parsed = parse_transaction(json.dumps({**GOOD, **fields}).encode(), max_bytes=4096)
+    assert isinstance(parsed, Transaction | Invalid)

@@ -1,0 +1,99 @@
+"""One micro-batch without Kafka: dead letters keep bytes and say why; verdicts in order; model swap."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas.features import feature_names
+from schemas.verdict import Verdict
+from stream_app.metrics import ScorerMetrics
+from stream_app.pipeline import BatchProcessor, Incoming
+from stream_app.scoring import Scorer
+from tests.stream_app.models import train_booster
+from tests.stream_app.test_parse import GOOD
+from training.registry import LoadedModel
+
+
+def model(version: str, rounds: int = 20, threshold: float = 0.5) -> LoadedModel:
+    return LoadedModel("m", version, threshold, "pre_settlement", train_booster(rounds), feature_names())
+
+
+@pytest.fixture(scope="module")
+def processor() -> BatchProcessor:
+    return BatchProcessor(Scorer(model("1")), ScorerMetrics(), "verdicts", "dlq", max_bytes=2048)
+
+
+def incoming(offset: int, value: bytes | None, key: bytes | None = b"C1") -> Incoming:
+    return Incoming("transactions", 3, offset, key, value, [("trace", b"t")], timestamp_s=1.0)
+
+
+def test_valid_and_invalid_messages_are_routed(processor: BatchProcessor) -> None:
+    batch = [
+        incoming(10, orjson.dumps({**GOOD, "tx_id": "a"})),
+        incoming(11, b"garbage", key=b"K"),
+        incoming(12, orjson.dumps({**GOOD, "tx_id": "b", "type": "PAYMENT", "nameDest": "M1"})),
+    ]
+    outcome = processor.process(batch)
+    assert (outcome.scored, outcome.invalid, outcome.model_version) == (2, 1, "1")
+    verdicts = [r for r in outcome.records if r.topic == "verdicts"]
+    assert [Verdict.model_validate_json(r.value).tx_id for r in verdicts] == ["a", "b"]
+    assert [r.key for r in verdicts] == [b"C1", b"C1"]
+    (dead,) = [r for r in outcome.records if r.topic == "dlq"]
+    headers = dict(dead.headers or [])
+    assert dead.value == b"garbage" and dead.key == b"K"
+    assert headers["trace"] == b"t"
+    assert headers["momoguard.reason"] == b"not_json"
+    assert (headers["momoguard.source.topic"], headers["momoguard.source.partition"]) == (b"transactions", b"3")
+    assert headers["momoguard.source.offset"] == b"11"
+    assert len(outcome.started_at) == 2
+
+
+def test_swap_takes_effect_from_the_next_batch(processor: BatchProcessor) -> None:
+    before = processor.process([incoming(1, orjson.dumps(GOOD))])
+    processor.swap(Scorer(model("2", rounds=30, threshold=0.3)))
+    after = processor.process([incoming(2, orjson.dumps(GOOD))])
+    v1, v2 = (Verdict.model_validate_json(o.records[0].value) for o in (before, after))
+    assert (v1.model_version, v1.threshold) == ("1", 0.5)
+    assert (v2.model_version, v2.threshold) == ("2", 0.3)
+
+
+def test_blocked_verdicts_carry_reasons_and_low_scores_none() -> None:
+    scorer = Scorer(model("1"), reasons=3, explain_min_score=0.5)
+    whole_balance = {**GOOD, "amount": 181.0, "oldbalanceOrg": 181.0}
+    payment = {**GOOD, "type": "PAYMENT", "nameDest": "M99", "amount": 10.0, "oldbalanceOrg": 5000.0}
+    from schemas.transaction import Transaction
+
+    scored = scorer.score([Transaction.model_validate(whole_balance), Transaction.model_validate(payment)])
+    fraud, genuine = (Verdict.model_validate_json(v) for v in scored.verdicts)
+    assert fraud.decision == "block" and 1 <= len(fraud.reasons) <= 3
+    names = set(feature_names())
+    assert all(r.feature in names for r in fraud.reasons)
+    contributions = [abs(r.contribution) for r in fraud.reasons]
+    assert contributions == sorted(contributions, reverse=True)
+    assert genuine.decision == "allow" and genuine.reasons == []
+
+
+def test_an_unreachable_registry_keeps_the_current_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from momoguard.settings import Settings
+    from stream_app.app import ScorerState, check_for_new_champion
+    from stream_app.delivery import Deliverer
+    from stream_app.worker import REGISTRY_CLIENT_ENV
+
+    for name, value in REGISTRY_CLIENT_ENV.items():
+        monkeypatch.setenv(name, value)
+
+    settings = Settings(mlflow_tracking_uri="http://127.0.0.1:9/", kafka_bootstrap="127.0.0.1:9")
+    metrics = ScorerMetrics()
+    state = ScorerState(
+        settings,
+        BatchProcessor(Scorer(model("7")), metrics, "v", "d", 2048),
+        metrics,
+        Deliverer(settings.kafka_config()),
+    )
+    asyncio.run(check_for_new_champion(state))
+    assert state.version == "7"
+    assert state.reload_failures == 1
+    assert metrics.reloads.labels("failed")._value.get() == 1.0
