@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,8 +64,30 @@ def train(
     if serve:
         _serve(settings, csv)
         return
-    result = retrain(csv=str(csv) if csv else None, settings=settings)
+    with _local_prefect(settings):
+        result = retrain(csv=str(csv) if csv else None, settings=settings)
     _print_result(result)
+
+
+@contextmanager
+def _local_prefect(settings: Settings) -> Iterator[None]:
+    """With no Prefect server configured, Prefect starts a temporary one: keep its database in the run
+    folder (the shared ~/.prefect one may be locked by other processes) and give it time to start."""
+    from prefect.settings import get_current_settings, temporary_settings
+
+    if get_current_settings().api.url:
+        yield
+        return
+    folder = settings.run_dir / "prefect"
+    folder.mkdir(parents=True, exist_ok=True)
+    defaults = {
+        "server.database.connection_url": f"sqlite+aiosqlite:///{(folder / 'prefect.db').resolve()}",
+        "server.ephemeral.startup_timeout_seconds": 120,
+        # Its telemetry heartbeat races the first database migration and prints a "database is locked" trace.
+        "server.analytics_enabled": False,
+    }
+    with temporary_settings(set_defaults=defaults):
+        yield
 
 
 def _serve(settings: Settings, csv: Path | None) -> None:

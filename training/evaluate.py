@@ -1,7 +1,9 @@
 """Measuring a fraud model: the threshold policy, the metrics a fraud team reads, and the plots.
 
 Threshold policies (setting `threshold_policy`, target in `threshold_target`), applied on the validation
-window; a transaction is blocked when its score is >= the threshold:
+window; a transaction is blocked when its score is >= the threshold. Each policy picks the validation rows
+to block; the threshold is then set halfway (in log-odds) between the lowest blocked score and the highest
+allowed one:
 
 - ``best_f1`` (default): the threshold with the best fraud-class F1.
 - ``min_precision``: the lowest threshold whose precision is >= target (most fraud caught while at least
@@ -73,7 +75,7 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, policy: str, target
         raise DataError("cannot choose a threshold on a window with no fraud")
     c = curve(labels, scores)
     if policy == "best_f1":
-        return float(c.thresholds[int(np.argmax(c.f1))])
+        return _between(c.thresholds, int(np.argmax(c.f1)))
     if policy == "min_precision":
         ok = np.nonzero(c.precision >= target)[0]
         what = f"precision >= {target}"
@@ -85,7 +87,28 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, policy: str, target
     if not len(ok):
         raise TrainingError(f"no threshold reaches {what} on the validation window")
     # Recall only grows as the threshold falls, so the last threshold that meets the target catches most.
-    return float(c.thresholds[ok[-1]])
+    return _between(c.thresholds, int(ok[-1]))
+
+
+def _between(thresholds: np.ndarray, chosen: int) -> float:
+    """A cut halfway (in log-odds) between the chosen score and the next lower one.
+
+    It blocks exactly the same validation rows as the chosen score itself, but leaves a margin on both
+    sides for unseen data instead of sitting on the last blocked row (often a hair below 1.0).
+    """
+    upper = float(thresholds[chosen])
+    if chosen + 1 >= len(thresholds):
+        return upper
+    lower = float(thresholds[chosen + 1])
+    low, high = _logit(lower), _logit(upper)
+    middle = float(1 / (1 + np.exp(-(low + high) / 2)))
+    # Rounding near 0 or 1 must not move the cut onto or past either score.
+    return middle if lower < middle <= upper else upper
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-15), 1 - 1e-15)
+    return float(np.log(p / (1 - p)))
 
 
 @dataclass(frozen=True)

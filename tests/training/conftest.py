@@ -68,8 +68,9 @@ def trained(windowed: pl.DataFrame) -> Trained:
     y = windowed["isFraud"].to_numpy()
     train = windowed["step"].to_numpy() <= 30
     result = model.search(
-        (x[train], y[train]), (x[~train], y[~train]), feature_names(), trials=2, time_budget_s=60, num_threads=2
-    )
+        model.Sample(x[train], y[train]), model.Sample(x[~train], y[~train]), feature_names(),
+        trials=2, time_budget_s=60, num_threads=2,
+    )  # fmt: skip
     threshold = choose_threshold(y[~train], result.booster.predict(x[~train]), "best_f1", 0.0)
     return Trained(result.booster, threshold)
 

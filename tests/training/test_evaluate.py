@@ -30,19 +30,37 @@ def test_metrics_at_a_threshold() -> None:
     assert m.auprc == pytest.approx((1 + 1 + 0.75) / 3)
 
 
+def blocked_by(policy: str, target: float) -> list[float]:
+    threshold = choose_threshold(LABELS, SCORES, policy, target)
+    return [s for s in SCORES.tolist() if s >= threshold]
+
+
 def test_threshold_policies() -> None:
-    # F1: 0.8 at 0.9, 0.857 at 0.6 (3 of 4 blocks are fraud, all fraud caught).
-    assert choose_threshold(LABELS, SCORES, "best_f1", 0.0) == 0.6
-    assert choose_threshold(LABELS, SCORES, "min_precision", 1.0) == 0.9
-    assert choose_threshold(LABELS, SCORES, "min_precision", 0.7) == 0.6
-    assert choose_threshold(LABELS, SCORES, "max_false_block_rate", 0.0) == 0.9
-    assert choose_threshold(LABELS, SCORES, "max_false_block_rate", 0.34) == 0.6
+    # F1: 0.8 blocking the top 2, 0.857 blocking the top 4 (3 of 4 blocks are fraud, all fraud caught).
+    assert blocked_by("best_f1", 0.0) == [0.95, 0.9, 0.8, 0.6]
+    assert blocked_by("min_precision", 1.0) == [0.95, 0.9]
+    assert blocked_by("min_precision", 0.7) == [0.95, 0.9, 0.8, 0.6]
+    assert blocked_by("max_false_block_rate", 0.0) == [0.95, 0.9]
+    assert blocked_by("max_false_block_rate", 0.34) == [0.95, 0.9, 0.8, 0.6]
+    # The cut sits halfway in log-odds between the last blocked score and the first allowed one.
+    odds_06, odds_03 = 0.6 / 0.4, 0.3 / 0.7
+    assert choose_threshold(LABELS, SCORES, "best_f1", 0.0) == pytest.approx(1 / (1 + 1 / np.sqrt(odds_06 * odds_03)))
     with pytest.raises(TrainingError, match="no threshold reaches precision >= 1.0"):
         choose_threshold(np.array([0, 1]), np.array([0.9, 0.1]), "min_precision", 1.0)
     with pytest.raises(TrainingError, match="unknown threshold policy"):
         choose_threshold(LABELS, SCORES, "coin_flip", 0.5)
     with pytest.raises(DataError, match="no fraud"):
         choose_threshold(np.zeros(3), np.ones(3), "best_f1", 0.0)
+
+
+def test_threshold_keeps_its_margin_when_scores_saturate() -> None:
+    labels = np.array([1, 1, 0, 0])
+    scores = np.array([1 - 1e-9, 1 - 2e-9, 0.2, 0.1])
+    threshold = choose_threshold(labels, scores, "best_f1", 0.0)
+    # Halfway in log-odds: about 9 nats from either side, where a plain midpoint of scores would be 0.6.
+    odds_top, odds_bottom = (1 - 2e-9) / 2e-9, 0.2 / 0.8
+    assert threshold == pytest.approx(1 / (1 + 1 / np.sqrt(odds_top * odds_bottom)))
+    assert 0.2 < threshold < 1 - 2e-9
 
 
 def test_one_class_window_has_no_auprc() -> None:

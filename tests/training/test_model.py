@@ -46,11 +46,11 @@ def test_payments_and_cash_ins_score_low(trained: Trained, samples: pl.DataFrame
 def test_search_runs_every_trial_within_budget_and_keeps_the_best(windowed: pl.DataFrame) -> None:
     x, y = build_features(windowed), windowed["isFraud"].to_numpy()
     train = windowed["step"].to_numpy() <= 30
-    args = ((x[train], y[train]), (x[~train], y[~train]), feature_names())
+    args = (model.Sample(x[train], y[train]), model.Sample(x[~train], y[~train]), feature_names())
     result = model.search(*args, trials=3, time_budget_s=600, num_threads=1, seed=3)
     assert [t.number for t in result.trials] == [0, 1, 2]
     assert result.best.validation_auprc == max(t.validation_auprc for t in result.trials)
     assert result.booster.current_iteration() == result.best.best_iteration
-    assert 1 <= result.best.params["scale_pos_weight"] <= (len(y[train]) - y[train].sum()) / y[train].sum()
+    assert 1 <= result.best.params["scale_pos_weight"] <= np.sqrt(args[0].imbalance)
     # A spent budget still runs the first (default) trial, and no other.
     assert len(model.search(*args, trials=5, time_budget_s=1e-9, num_threads=1).trials) == 1
