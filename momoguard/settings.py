@@ -61,8 +61,11 @@ class Settings(BaseSettings):
     validation_fraction: float = Field(0.15, gt=0, lt=1, description="Share of steps before the test window.")
     test_fraction: float = Field(0.20, gt=0, lt=1, description="Share of steps, the last ones, held out as test.")
     tuning_trials: int = Field(12, ge=1, description="Hyperparameter trials (the search stops earlier on budget).")
-    tuning_time_budget_s: float = Field(120.0, gt=0, description="Seconds after which no new trial starts.")
+    tuning_time_budget_s: float = Field(150.0, gt=0, description="Seconds after which no new trial starts.")
     train_threads: int = Field(2, ge=1, description="LightGBM threads.")
+    train_genuine_fraction: float = Field(
+        0.25, gt=0, le=1, description="Share of genuine train rows kept (weighted up) to speed up training."
+    )
     threshold_policy: Literal["best_f1", "min_precision", "max_false_block_rate"] = Field(
         "best_f1", description="How the block threshold is chosen on the validation window."
     )
