@@ -62,6 +62,10 @@ docs: setup ## Refresh generated docs (the README's settings table, the JSON Sch
 serve: kafka-up ## Run the scorer (WORKERS=N worker processes; needs a champion: make train)
 	@$(BIN)/momoguard serve --workers $(or $(WORKERS),1)
 
+.PHONY: bench-generate
+bench-generate: setup ## Time a Kaggle-size generated month on one core (writes reports/bench-generate.json)
+	$(BIN)/python -m replay.bench_generate
+
 .PHONY: lint
 lint: setup ## ruff + mypy
 	$(BIN)/ruff check .
