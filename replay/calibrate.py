@@ -158,11 +158,15 @@ def _amounts(aggregate: pl.DataFrame) -> dict[str, dict[str, Any]]:
         # Spread of an hour's amounts: the typical within-hour spread (median across days resists the few
         # days inflated by outliers) combined with how much the hour's mean moves from day to day. PaySim draws
         # a repeated action's amount from the figures of another day's record, so Kaggle's amounts carry both.
-        hourly = rows.group_by("hour").agg(
-            mean=pl.col("tsum").sum() / pl.col("tcount").sum(),
-            within=pl.col("cv").median(),
-            between=pl.col("tavg").std(ddof=0).fill_null(0.0) / pl.col("tavg").mean(),
-        ).with_columns(cv=(pl.col("within") ** 2 + pl.col("between") ** 2).sqrt())
+        hourly = (
+            rows.group_by("hour")
+            .agg(
+                mean=pl.col("tsum").sum() / pl.col("tcount").sum(),
+                within=pl.col("cv").median(),
+                between=pl.col("tavg").std(ddof=0).fill_null(0.0) / pl.col("tavg").mean(),
+            )
+            .with_columns(cv=(pl.col("within") ** 2 + pl.col("between") ** 2).sqrt())
+        )
         mean, cv = np.full(24, np.nan), np.full(24, np.nan)
         mean[hourly["hour"].to_numpy()] = hourly["mean"].to_numpy()
         cv[hourly["hour"].to_numpy()] = hourly["cv"].to_numpy()

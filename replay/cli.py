@@ -109,7 +109,7 @@ def _print_report(result: FidelityReport) -> None:
 
 
 def _pair(row: dict[str, object], key: str, digits: int = 3) -> str:
-    """"generated (real)" for one fact of a facts row."""
+    """One fact of a facts row as "generated (real)"."""
 
     def text(value: object) -> str:
         return "-" if value is None else f"{value:.{digits}g}"

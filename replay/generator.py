@@ -276,9 +276,7 @@ def _simulate(
             calibration, s, int(takeovers[s - 1]), balance, high_water, active, fraud_rng, amounts_rng
         )
         rows = _Rows.concat([genuine, fraud])
-        order = np.lexsort(
-            (np.concatenate([genuine_sub, fraud_sub]), np.concatenate([genuine_key, fraud_key]))
-        )
+        order = np.lexsort((np.concatenate([genuine_sub, fraud_sub]), np.concatenate([genuine_key, fraud_key])))
         rows = rows.take(order)
         row_key = np.concatenate([genuine_key, fraud_key])[order]
         _settle_destinations(rows, balance, high_water, drained, drain_key, row_key)

@@ -1,0 +1,86 @@
+"""Fidelity targets on small months, and the per-type facts a fraud model sees, against the real samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from replay.calibrate import derive
+from replay.calibration import CALIBRATION_FILE
+from replay.facts import type_facts
+from replay.fidelity import fidelity
+
+
+def test_month_meets_the_kaggle_targets(month: pl.DataFrame, samples: pl.DataFrame) -> None:
+    report = fidelity(month, samples)
+    headline = [c for c in report.checks if "KS" not in c.name]
+    assert len(headline) == 11
+    failed = [(c.name, c.value, c.target) for c in headline if not c.passed]
+    assert not failed
+    json.dumps(report.to_dict(), default=str)
+
+
+@pytest.mark.parametrize("tx_type", ["CASH_IN", "CASH_OUT", "PAYMENT", "TRANSFER"])
+def test_amounts_of_steps_45_to_95_match_the_real_rows(
+    evening: pl.DataFrame, samples: pl.DataFrame, tx_type: str
+) -> None:
+    check = next(c for c in fidelity(evening, samples).checks if c.name.startswith(f"{tx_type} amount KS"))
+    assert check.value <= 0.1, check
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="61 real DEBIT rows, a few huge: the table's DEBIT spread is inflated by rare large debits "
+    "(docs/GENERATOR.md); with so few rows even a perfect model exceeds 0.1 about half the time",
+)
+def test_debit_amounts_of_steps_45_to_95_match_the_real_rows(evening: pl.DataFrame, samples: pl.DataFrame) -> None:
+    check = next(c for c in fidelity(evening, samples).checks if c.name.startswith("DEBIT amount KS"))
+    assert check.value <= 0.1, check
+
+
+# Per type and label: (fact, tolerance) pairs the generated month must share with the real samples.
+# These are the relations a pre-settlement fraud model learns; docs/GENERATOR.md has the full table.
+FACTS = {
+    ("CASH_OUT", 0): {"orig_zero": 0.06, "exceeds_balance": 0.05, "moves_whole": 0.001, "dest_zero": 0.05},
+    ("TRANSFER", 0): {"orig_zero": 0.08, "exceeds_balance": 0.05, "moves_whole": 0.001, "dest_zero": 0.05},
+    ("PAYMENT", 0): {"orig_zero": 0.05, "exceeds_balance": 0.05, "moves_whole": 0.001},
+    ("CASH_IN", 0): {"orig_zero": 0.02, "exceeds_balance": 0.06, "dest_zero": 0.04},
+    ("DEBIT", 0): {"exceeds_balance": 0.08, "dest_zero": 0.02},
+    ("TRANSFER", 1): {"moves_whole": 0.04, "dest_zero_to_zero": 0.03},
+    ("CASH_OUT", 1): {"moves_whole": 0.03, "dest_zero_to_zero": 0.01},
+}
+
+
+@pytest.mark.parametrize(("tx_type", "label"), list(FACTS))
+def test_balance_relations_match_the_real_samples(
+    month: pl.DataFrame, samples: pl.DataFrame, tx_type: str, label: int
+) -> None:
+    def facts(frame: pl.DataFrame) -> dict[str, float]:
+        return type_facts(frame).filter((pl.col("type") == tx_type) & (pl.col("isFraud") == label)).row(0, named=True)
+
+    generated, real = facts(month), facts(samples)
+    off = {
+        name: (round(generated[name], 4), round(real[name], 4))
+        for name, tolerance in FACTS[(tx_type, label)].items()
+        if abs(generated[name] - real[name]) > tolerance
+    }
+    assert not off, off
+
+
+def test_genuine_destinations_hold_what_real_ones_hold(month: pl.DataFrame, samples: pl.DataFrame) -> None:
+    def medians(frame: pl.DataFrame) -> dict[str, float]:
+        genuine = frame.filter((pl.col("isFraud") == 0) & pl.col("type").is_in(["CASH_OUT", "TRANSFER"]))
+        return dict(genuine.group_by("type").agg(pl.col("oldbalanceDest").median()).iter_rows())
+
+    generated, real = medians(month), medians(samples)
+    for tx_type in ("CASH_OUT", "TRANSFER"):
+        assert 0.6 < generated[tx_type] / real[tx_type] < 1.6
+
+
+def test_the_shipped_table_is_what_the_script_derives(samples_dir: Path) -> None:
+    params = samples_dir.parent / "params-v1"
+    shipped = json.loads(CALIBRATION_FILE.read_text())
+    assert json.loads(json.dumps(derive(params, samples_dir))) == shipped
