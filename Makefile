@@ -62,9 +62,45 @@ docs: setup ## Refresh generated docs (the README's settings table, the JSON Sch
 serve: kafka-up ## Run the scorer (WORKERS=N worker processes; needs a champion: make train)
 	@$(BIN)/momoguard serve --workers $(or $(WORKERS),1)
 
+.PHONY: train
+train: setup ## Train on ~1M generated rows, register, promote if it beats the champion (ARGS="--rows N" or a CSV)
+	@$(BIN)/momoguard train $(ARGS)
+
+# `make schedule` needs a Prefect server: it uses the one at PREFECT_API_URL, or starts one on 127.0.0.1
+# (data under .run/prefect; in its own session, so Ctrl-C stops the serving first) and stops it afterwards.
+PREFECT_PORT ?= 4200
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+PREFECT_UP = $(BIN)/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=2)" $(PREFECT_API_URL) 2>/dev/null
+
+.PHONY: schedule
+schedule: setup ## Serve the retrain flow on MOMOGUARD_RETRAIN_CRON (starts a local Prefect server if none answers)
+	@export PREFECT_API_URL=$(PREFECT_API_URL); \
+	if ! $(PREFECT_UP); then \
+	  mkdir -p .run/prefect; \
+	  PREFECT_HOME=$(CURDIR)/.run/prefect setsid $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
+	    > .run/prefect/server.log 2>&1 & server=$$!; \
+	  trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+	  echo "started a Prefect server (pid $$server, log .run/prefect/server.log)"; \
+	  for i in $$(seq 120); do $(PREFECT_UP) && break; sleep 1; done; \
+	  $(PREFECT_UP) || { echo "error: the Prefect server did not answer in 120 s" >&2; exit 1; }; \
+	fi; \
+	$(BIN)/momoguard train --serve $(ARGS)
+
 .PHONY: bench-generate
 bench-generate: setup ## Time a Kaggle-size generated month on one core (writes reports/bench-generate.json)
 	$(BIN)/python -m replay.bench_generate
+
+.PHONY: champion
+champion: setup ## Train a model unless the registry already has a champion
+	@$(BIN)/python -c "import sys; from momoguard.settings import Settings; from training.registry import champion_version; sys.exit(champion_version(Settings()) is None)" 2>/dev/null || $(MAKE) --no-print-directory train
+
+.PHONY: replay
+replay: kafka-up ## Load test: replay transactions (ARGS="--rate 1000 --rows 100000") against a running scorer
+	@$(BIN)/momoguard replay $(ARGS)
+
+.PHONY: bench
+bench: kafka-up champion ## Benchmark scorer vs baseline, latency, model and generator (reports/bench.json)
+	@$(BIN)/momoguard bench $(ARGS)
 
 .PHONY: lint
 lint: setup ## ruff + mypy

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 
 import typer
@@ -11,6 +13,7 @@ from pydantic import ValidationError
 from momoguard import kafka_cli
 from momoguard.errors import MomoGuardError
 from replay import cli as replay_cli
+from replay import load_test
 from stream_app import cli as stream_cli
 from training import cli as training_cli
 
@@ -30,6 +33,22 @@ app.command("evaluate")(training_cli.evaluate)
 app.add_typer(training_cli.models_app, name="models")
 app.command("serve")(stream_cli.serve)
 app.command("generate")(replay_cli.generate)
+app.command("replay")(load_test.replay)
+
+
+@app.command("bench")
+def bench(
+    rows: int = typer.Option(200_000, min=1000, help="Backlog each scorer drains for the throughput figures."),
+    latency_seconds: float = typer.Option(20.0, min=2, help="Seconds of steady replay at each offered rate."),
+    skip_generator: bool = typer.Option(False, help="Leave out the generator's Kaggle-size timing."),
+) -> None:
+    """Benchmark: Faust scorer vs a plain confluent-kafka loop, latency at 1k/5k tx/s, model, generator."""
+    from momoguard import bench as benchmark
+    from momoguard.settings import Settings
+
+    result = benchmark.run_bench(Settings(), rows, latency_seconds, skip_generator)
+    benchmark.record(result, "make bench" if os.environ.get("MAKELEVEL") else "momoguard bench")
+    print(json.dumps({k: v for k, v in result.items() if k != "latency_detail"}, indent=2))
 
 
 @app.command("config")

@@ -21,6 +21,7 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from momoguard.settings import Settings
+from stream_app.dashboard import register_dashboard
 from stream_app.delivery import Deliverer, Headers
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Incoming
@@ -145,6 +146,7 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
             body = {"ready": ready, "model_version": state.version, "partitions": assigned}
             return self.json(body, status=200 if ready else 503)
 
+    register_dashboard(app, state)
     return app, state
 
 

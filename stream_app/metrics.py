@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
+
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 # Latency buckets from 1 ms to 10 s: the target is a p99 under 50 ms.
 _LATENCY_BUCKETS = (
@@ -25,6 +31,48 @@ _LATENCY_BUCKETS = (
 )
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20)) + (0.99, 0.999)
+
+
+class BulkHistogram(Collector):
+    """A Prometheus histogram fed a whole batch at a time (numpy), not one `observe` call per value.
+
+    prometheus-client's Histogram costs a few microseconds per observation; at tens of thousands of
+    transactions a second, counting a batch with one `searchsorted` is what keeps metrics off the hot path.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = np.asarray(sorted(buckets), dtype=np.float64)
+        self._counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # last: above every bound (+Inf)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        if not values.size:
+            return
+        # side="left": a value equal to a bound counts in that bound's bucket (le = less or equal).
+        counts = np.bincount(np.searchsorted(self.bounds, values, side="left"), minlength=len(self._counts))
+        with self._lock:
+            self._counts += counts
+            self._sum += float(values.sum())
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts).tolist()
+            total = self._sum
+        family = HistogramMetricFamily(self.name, self.documentation)
+        buckets = [(_label(b), float(c)) for b, c in zip(self.bounds.tolist(), cumulative, strict=False)]
+        family.add_metric([], [*buckets, ("+Inf", float(cumulative[-1]))], total)
+        yield family
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
+
+def _label(bound: float) -> str:
+    return repr(float(bound))
 
 
 class ScorerMetrics:
@@ -51,13 +99,13 @@ class ScorerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.end_to_end = Histogram(
+        self.end_to_end = BulkHistogram(
             "momoguard_end_to_end_latency_seconds",
             "From a transaction's event_time to its verdict acknowledged by the broker.",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
+            r,
         )
-        self.score = Histogram("momoguard_score", "Distribution of fraud scores.", buckets=_SCORE_BUCKETS, registry=r)
+        self.score = BulkHistogram("momoguard_score", "Distribution of fraud scores.", _SCORE_BUCKETS, r)
         self.model_info = Gauge(
             "momoguard_model_info",
             "The model version in use (value 1).",

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from schemas.transaction import Transaction
 from stream_app.delivery import Headers, Record
 from stream_app.metrics import ScorerMetrics
@@ -37,7 +39,7 @@ class BatchOutcome:
     """What to produce for a batch, and the start times of its valid transactions for the latency metric."""
 
     records: list[Record] = field(default_factory=list)
-    started_at: list[float] = field(default_factory=list)
+    started_at: np.ndarray = field(default_factory=lambda: np.empty(0))
     scored: int = 0
     invalid: int = 0
     model_version: str = ""
@@ -103,12 +105,16 @@ class BatchProcessor:
             blocked = int(scored.blocked.sum())
             self.metrics.scored.labels("block").inc(blocked)
             self.metrics.scored.labels("allow").inc(len(valid) - blocked)
-            for score in scored.scores.tolist():
-                self.metrics.score.observe(score)
-            outcome.started_at = [
-                tx.event_time.timestamp() if tx.event_time else (source.timestamp_s or time.time())
-                for tx, source in zip(valid, sources, strict=True)
-            ]
+            self.metrics.score.observe_many(scored.scores)
+            now = time.time()
+            outcome.started_at = np.fromiter(
+                (
+                    tx.event_time.timestamp() if tx.event_time else (source.timestamp_s or now)
+                    for tx, source in zip(valid, sources, strict=True)
+                ),
+                dtype=np.float64,
+                count=len(valid),
+            )
             outcome.scored = len(valid)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
@@ -116,6 +122,4 @@ class BatchProcessor:
 
     def delivered(self, outcome: BatchOutcome) -> None:
         """Record end-to-end latency once the broker has acknowledged the batch's verdicts."""
-        now = time.time()
-        for started in outcome.started_at:
-            self.metrics.end_to_end.observe(max(0.0, now - started))
+        self.metrics.end_to_end.observe_many(np.maximum(0.0, time.time() - outcome.started_at))

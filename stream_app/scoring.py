@@ -25,7 +25,11 @@ class Scored:
 
 
 class Scorer:
-    """Scores micro-batches with one model version; swapped whole when a new champion arrives."""
+    """Scores micro-batches with one model version; swapped whole when a new champion arrives.
+
+    Predictions run on one thread: a micro-batch is too small to gain from OpenMP, whose thread start-up
+    and spinning cost milliseconds per call on a busy 2-core machine (scale with worker processes instead).
+    """
 
     def __init__(self, model: LoadedModel, reasons: int = 3, explain_min_score: float = 0.0) -> None:
         self.model = model
@@ -43,7 +47,7 @@ class Scorer:
             return Scored([], np.empty(0), np.empty(0, dtype=bool))
         features = build_features(frame_from_transactions(transactions), self.model.feature_set)
         booster = self.model.booster
-        scores = np.asarray(booster.predict(features), dtype=np.float64)
+        scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
         blocked = scores >= self.model.threshold
         reasons = self._reasons(features, scores)
         scored_at = (now or datetime.now(UTC)).isoformat()
@@ -82,7 +86,7 @@ class Scorer:
 
     def _top_reasons(self, features: np.ndarray) -> list[list[dict[str, object]]]:
         # pred_contrib: per-feature log-odds contributions, last column the bias (dropped).
-        contrib = np.asarray(self.model.booster.predict(features, pred_contrib=True))[:, :-1]
+        contrib = np.asarray(self.model.booster.predict(features, pred_contrib=True, num_threads=1))[:, :-1]
         k = min(self.reasons, contrib.shape[1])
         top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
         values = np.take_along_axis(contrib, top, axis=1)

@@ -1,0 +1,178 @@
+"""`momoguard replay`: publish PaySim transactions, read the verdicts back, report and plot the outcome."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from momoguard.errors import ConfigError
+from momoguard.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from momoguard.settings import Settings
+    from replay.replayer import ReplayLog
+
+console = Console(stderr=True)
+
+
+def load_source(data: Path | None, rows: int | None, seed: int) -> pl.DataFrame:
+    """The rows to replay: a Kaggle-format CSV, or `rows` generated ones (100,000 by default)."""
+    if data is not None:
+        from replay.paysim import load_paysim
+
+        if not data.is_file():
+            raise ConfigError(f"no such file: {data}")
+        frame = load_paysim(data)
+        return frame.head(rows) if rows else frame
+    from replay.generator import expected_rows, generate
+
+    wanted = rows or 100_000
+    # The generator's volume is random around its expectation: ask for a little more and cut.
+    frame = generate(steps=743, scale=1.08 * wanted / expected_rows(743, 1.0), seed=seed)
+    return frame.head(wanted)
+
+
+def replay(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="A Kaggle-format PaySim CSV; without it, data is generated.")
+    ] = None,
+    rows: Annotated[int | None, typer.Option(min=1, help="How many transactions (default: 100,000 generated).")] = None,
+    rate: Annotated[float | None, typer.Option(min=1, help="Steady offered rate, transactions per second.")] = None,
+    max_rate: Annotated[bool, typer.Option("--max", help="Publish as fast as possible.")] = False,
+    speedup: Annotated[
+        float | None, typer.Option(min=0.0001, help="Replay PaySim time: one step (hour) lasts this many seconds.")
+    ] = None,
+    wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for missing verdicts after sending.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
+    report: Annotated[Path | None, typer.Option(help="Report path (default reports/replay-<time>.json).")] = None,
+) -> None:
+    """Load test: publish transactions to Kafka at a steady rate and measure the verdicts that come back."""
+    from momoguard.settings import Settings
+
+    chosen = [name for name, on in (("--rate", rate), ("--max", max_rate), ("--speedup", speedup)) if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one of --rate, --max, --speedup (got {' and '.join(chosen)})")
+    settings = Settings()
+    from replay.replayer import Pace, check_broker
+
+    check_broker(settings)  # fail in seconds, before generating data
+    frame = load_source(data, rows, seed)
+    pace = Pace(rate=rate if rate else (None if max_rate or speedup else 1000.0), speedup=speedup)
+    result = run_replay(settings, frame, pace, wait)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = report or PROJECT_ROOT / "reports" / f"replay-{stamp}.json"
+    write_outputs(result, path)
+    summary = result["report"]
+    print_summary(summary, path)
+    if summary["missing"]:
+        raise typer.Exit(1)
+
+
+def run_replay(settings: Settings, frame: pl.DataFrame, pace: Any, wait: float) -> dict[str, Any]:
+    """Replay with a progress bar; the report plus the raw log for the plot."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from replay.replay_report import build_report
+    from replay.replayer import replay as publish
+
+    started = time.monotonic()
+    total = frame.height
+    with Progress(
+        TextColumn("[bold]replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("verdicts {task.fields[verdicts]:,}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("replay", total=total, rate="", verdicts=0)
+
+        def on_progress(sent: int, verdicts: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(task, completed=sent, rate=f"{sent / elapsed:,.0f} tx/s", verdicts=verdicts)
+
+        log = publish(settings, frame, pace, wait_s=wait, on_progress=on_progress)
+    offered = pace.rate
+    if pace.speedup and log.sent:
+        offered = len(log.sent) / max(log.send_seconds, 1e-9)
+    summary = build_report(log.sent, log.received, offered_rate_tps=offered, send_seconds=log.send_seconds)
+    return {"report": summary, "log": log}
+
+
+def write_outputs(result: dict[str, Any], path: Path) -> None:
+    """The JSON report at `path` and the latency plot beside it (same name, .png)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(result["report"]), indent=2) + "\n")
+    plot_latency(result["log"], path.with_suffix(".png"))
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN: an unmeasured figure is null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def plot_latency(log: ReplayLog, path: Path) -> None:
+    """Latency over the replay (left) and its histogram (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from replay.replay_report import latency_series
+
+    xs, ys = latency_series(log.sent, log.received)
+    fig, (over_time, histogram) = plt.subplots(1, 2, figsize=(12, 4.5))
+    over_time.plot(xs, ys, ",", alpha=0.5)
+    over_time.set(xlabel="seconds since the first transaction", ylabel="latency (ms)", title="Latency over time")
+    if ys:
+        over_time.set_yscale("log")
+        histogram.hist(ys, bins=80, log=True)
+    histogram.set(xlabel="latency (ms)", ylabel="verdicts", title=f"Latency histogram ({len(ys):,} verdicts)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_summary(summary: dict[str, Any], path: Path) -> None:
+    out = Console()
+    lat = summary["latency_ms"]
+    c = summary["confusion"]
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f} %"
+
+    def rate(value: float | None) -> str:
+        return "max" if value is None else f"{value:,.0f} tx/s"
+
+    out.print(
+        f"[bold]replay[/]: sent {summary['sent']:,}, verdicts {summary['verdicts']:,}, "
+        f"missing {summary['missing']:,}, duplicates {summary['duplicates']:,}"
+    )
+    out.print(f"rate: offered {rate(summary['offered_rate_tps'])}, achieved {rate(summary['achieved_rate_tps'])}")
+    out.print(
+        f"latency ms: p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}"
+        if lat["p50"] == lat["p50"]
+        else "latency: no verdicts"
+    )
+    out.print(
+        f"confusion: tp {c['tp']:,}  fp {c['fp']:,}  tn {c['tn']:,}  fn {c['fn']:,};  precision "
+        f"{pct(summary['precision'])}, recall {pct(summary['recall'])}, "
+        f"fraud-amount recall {pct(summary['fraud_amount_recall'])}"
+    )
+    out.print(f"model versions: {summary['model_versions']}")
+    out.print(f"report: {path}  plot: {path.with_suffix('.png')}")
