@@ -41,9 +41,7 @@ class Settings(BaseSettings):
     run_dir: Path = Field(DEFAULT_RUN_DIR, description="Folder for the local broker, registry and caches.")
 
     # --- MLflow registry ----------------------------------------------------------------------------
-    mlflow_tracking_uri: str = Field(
-        "", description="MLflow tracking URI (default: a SQLite store in the run folder)."
-    )
+    mlflow_tracking_uri: str = Field("", description="MLflow tracking URI (default: a SQLite store in the run folder).")
     model_name: str = Field("momoguard-fraud", description="Registered model name.")
 
     # --- Training -----------------------------------------------------------------------------------
@@ -61,7 +59,7 @@ class Settings(BaseSettings):
     validation_fraction: float = Field(0.15, gt=0, lt=1, description="Share of steps before the test window.")
     test_fraction: float = Field(0.20, gt=0, lt=1, description="Share of steps, the last ones, held out as test.")
     tuning_trials: int = Field(12, ge=1, description="Hyperparameter trials (the search stops earlier on budget).")
-    tuning_time_budget_s: float = Field(150.0, gt=0, description="Seconds after which no new trial starts.")
+    tuning_time_budget_s: float = Field(120.0, gt=0, description="Seconds after which no new trial starts.")
     train_threads: int = Field(2, ge=1, description="LightGBM threads.")
     train_genuine_fraction: float = Field(
         0.25, gt=0, le=1, description="Share of genuine train rows kept (weighted up) to speed up training."
@@ -87,9 +85,7 @@ class Settings(BaseSettings):
     consumer_group: str = Field("momoguard-scorer", description="Consumer group (Faust app id) of the scorer.")
     max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions scored in one micro-batch.")
     max_wait_s: float = Field(0.005, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
-    max_message_bytes: int = Field(
-        16_384, ge=256, description="Messages larger than this go to the dead-letter topic."
-    )
+    max_message_bytes: int = Field(16_384, ge=256, description="Messages larger than this go to the dead-letter topic.")
     reload_interval_s: float = Field(10.0, gt=0, description="How often the scorer polls the champion alias.")
     registry_retry_s: float = Field(
         60.0, ge=0, description="How long a starting scorer retries an unreachable registry."
@@ -114,9 +110,7 @@ class Settings(BaseSettings):
     def _sasl_complete(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL_"):
             if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
-                raise ValueError(
-                    "SASL needs MOMOGUARD_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD to be set"
-                )
+                raise ValueError("SASL needs MOMOGUARD_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD to be set")
         return self
 
     @property
