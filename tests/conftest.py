@@ -13,9 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from momoguard import broker
 from momoguard.settings import DEFAULT_RUN_DIR, PROJECT_ROOT
 
-SHARED_DIR = Path(
-    os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim")
-)
+SHARED_DIR = Path(os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim"))
 SAMPLES_DIR = SHARED_DIR / "samples"
 
 
@@ -44,9 +42,7 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
     def make(prefix: str = "test", partitions: int = 1) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(
-            30
-        )
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
         made.append(name)
         return name
 
@@ -54,3 +50,7 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     if made:
         for future in admin.delete_topics(made).values():
             future.result(30)
+
+
+# The scorer harness's fixtures, for every test folder that runs a real scorer.
+from tests.scorer_harness import champion_registry, registry_dir, scorer_env, start_scorer  # noqa: E402, F401

@@ -10,7 +10,7 @@ from schemas.verdict import Verdict
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Incoming
 from stream_app.scoring import Scorer
-from tests.stream_app.models import train_booster
+from tests.scorer_models import train_booster
 from tests.stream_app.test_parse import GOOD
 from training.registry import LoadedModel
 

@@ -20,8 +20,8 @@ import pytest
 from momoguard.settings import PROJECT_ROOT, Settings
 from schemas.frame import FRAME_SCHEMA
 from schemas.verdict import Verdict
-from tests.stream_app.conftest import ScorerEnv, ScorerProcess, collect, produce
-from tests.stream_app.models import register_model, sample_rows
+from tests.scorer_harness import ScorerEnv, ScorerProcess, collect, produce
+from tests.scorer_models import register_model, sample_rows
 from training import registry
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""Scorer fixtures: a real MLflow registry with a champion, unique topics, and scorer worker processes."""
+"""Scorer test harness: a real MLflow registry with a champion, unique topics, scorer worker processes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from momoguard.settings import PROJECT_ROOT, Settings
-from tests.stream_app.models import register_model
+from tests.scorer_models import register_model
 
 
 def free_port() -> int:
