@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     result = run(args.steps, args.scale, args.seed)
-    result["command"] = "python -m replay.bench_generate " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["command"] = " ".join(["python -m replay.bench_generate", *(argv if argv is not None else sys.argv[1:])])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     figures = "\n".join(f"{key}: {result[key]}" for key in _SHOWN)

@@ -69,6 +69,14 @@ class _Clients:
     account_balance: np.ndarray  # per client: the balance its chain left, with which it joins the accounts
 
 
+@dataclass
+class _TransferWatch:
+    """PaySim's checkBalanceDropping state per account: transfers seen (up to 3) and the highest balance then."""
+
+    count: np.ndarray
+    mark: np.ndarray
+
+
 def check_arguments(steps: int, scale: float) -> None:
     """Raise a one-line ConfigError for a month that cannot be generated."""
     if steps < 1:
@@ -188,7 +196,10 @@ def _clients(
     sub = (np.arange(step.size) - np.repeat(placed, length)).astype(np.int32)
     step, tx_type_col, amount, old, new = step[index], tx_type_col[index], amount[index], old[index], new[index]
     # After acting, some clients join the accounts that money is sent to, holding what their chain left.
-    last = (placed + length - 1)[rng.random(first.size) < calibration.account_share]
+    # A step's first client always joins, so a step with clients always has an account to send to.
+    joins = rng.random(first.size) < calibration.account_share
+    joins[np.r_[True, step[placed[1:]] != step[placed[:-1]]]] = True
+    last = (placed + length - 1)[joins]
     return _Clients(step, tx_type_col, amount, old, new, np.repeat(key, length), sub, step[last], new[last].copy())
 
 
@@ -260,7 +271,7 @@ def _simulate(
     # The accounts are the clients who have acted so far (this step's included), with what they hold: the
     # first hours reuse few accounts, as Kaggle's do.
     balance = clients.account_balance
-    high_water = balance.copy()
+    watch = _TransferWatch(np.zeros(balance.size, dtype=np.int8), np.zeros(balance.size))
     opened = np.searchsorted(clients.account_step, np.arange(1, steps + 1), side="right")
     bounds = np.searchsorted(clients.step, np.arange(1, steps + 2), side="left")
     takeovers = np.asarray(fraud_rng.poisson(calibration.takeovers_per_step * scale, size=steps))
@@ -273,13 +284,13 @@ def _simulate(
         if active == 0:
             takeovers[s - 1] = 0
         fraud, fraud_key, fraud_sub, drained, drain_key = _fraud_step(
-            calibration, s, int(takeovers[s - 1]), balance, high_water, active, fraud_rng, amounts_rng
+            calibration, s, int(takeovers[s - 1]), balance, watch, active, fraud_rng, amounts_rng
         )
         rows = _Rows.concat([genuine, fraud])
         order = np.lexsort((np.concatenate([genuine_sub, fraud_sub]), np.concatenate([genuine_key, fraud_key])))
         rows = rows.take(order)
         row_key = np.concatenate([genuine_key, fraud_key])[order]
-        _settle_destinations(rows, balance, high_water, drained, drain_key, row_key)
+        _settle_destinations(rows, balance, drained, drain_key, row_key)
         out.append(rows)
     return _Rows.concat(out) if out else _Rows.concat([_empty_rows()])
 
@@ -300,7 +311,8 @@ def _genuine_step(
     dest = np.full(n, -1, dtype=np.int64)
     to_client = tx_type != PAYMENT
     uniform = to_client & (clients.sub[lo:hi] == 0) & calibration.uniform_first[tx_type]
-    dest[uniform] = rng.integers(0, active, int(uniform.sum()))
+    if uniform.any():
+        dest[uniform] = rng.integers(0, active, int(uniform.sum()))
     covering = to_client & ~uniform
     dest[covering] = _covering_pick(balance, active, amount[covering], calibration.destination_candidates, rng)
     zeros = np.zeros(n)
@@ -341,7 +353,7 @@ def _fraud_step(
     step: int,
     takeovers: int,
     balance: np.ndarray,
-    high_water: np.ndarray,
+    watch: _TransferWatch,
     active: int,
     rng: np.random.Generator,
     amounts_rng: np.random.Generator,
@@ -357,7 +369,6 @@ def _fraud_step(
     limit = calibration.transfer_limit
     event_key = rng.random(victims.size)
     start = balance[victims]
-    peak = np.maximum(high_water[victims], start)
     chunks = np.ceil(start / limit).astype(np.int64)
 
     parts: list[dict[str, np.ndarray]] = []
@@ -366,9 +377,15 @@ def _fraud_step(
     for j in range(int(chunks.max())):
         doing = np.flatnonzero(chunks > j)
         amount = np.minimum(scheduled[doing], limit)
-        # PaySim's checkBalanceDropping: a fall of more than 2.5 limits from the high-water mark is flagged
-        # and the transfer moves nothing (the mule then cashes out 0).
-        flagged = peak[doing] - held[doing] - amount > calibration.flag_drop_limits * limit
+        # PaySim's checkBalanceDropping: an account's first three transfers only record its highest balance;
+        # from the fourth on, a fall of more than 2.5 limits below that mark is flagged and moves nothing
+        # (the mule then cashes out 0). Only accounts robbed of tens of millions before ever get there.
+        account = victims[doing]
+        watched = watch.count[account] >= 3
+        flagged = watched & (watch.mark[account] - held[doing] - amount > calibration.flag_drop_limits * limit)
+        learning = account[~watched]
+        watch.mark[learning] = np.maximum(watch.mark[learning], held[doing][~watched])
+        watch.count[learning] += 1
         moved = np.where(flagged, 0.0, np.minimum(amount, held[doing]))
         before = held[doing].copy()
         held[doing] -= moved
@@ -462,7 +479,6 @@ def _victims(balance: np.ndarray, active: int, takeovers: int, rng: np.random.Ge
 def _settle_destinations(
     rows: _Rows,
     balance: np.ndarray,
-    high_water: np.ndarray,
     drained: np.ndarray,
     drain_key: np.ndarray,
     row_key: np.ndarray,
@@ -499,7 +515,6 @@ def _settle_destinations(
     rows.new_dest[to_account[order[is_row]]] = final[group[is_row]]
     touched = account[group_start]
     balance[touched] = final
-    high_water[touched] = np.maximum(high_water[touched], final)
 
 
 def _empty_rows() -> _Rows:
@@ -511,10 +526,10 @@ def _frame(rows: _Rows, rng: np.random.Generator) -> pl.DataFrame:
     """The PaySim frame: names are fresh per row for originators, merchants and mules (PaySim logs copies of
     its clients, each with a new hash code), and stable per account for client destinations."""
     n = rows.step.size
-    accounts = int(rows.dest.max()) + 1 if n and rows.dest.max() >= 0 else 0
-    account_names = rng.integers(1, _NAME_LIMIT, accounts)
+    accounts = int(rows.dest.max()) + 1 if n else 0
+    account_names = rng.integers(1, _NAME_LIMIT, max(accounts, 1))
     fresh_dest = rng.integers(1, _NAME_LIMIT, n)
-    dest_number = np.where(rows.dest >= 0, account_names[np.maximum(rows.dest, 0)] if accounts else 0, fresh_dest)
+    dest_number = np.where(rows.dest >= 0, account_names[np.maximum(rows.dest, 0)], fresh_dest)
     frame = pl.DataFrame(
         {
             "step": rows.step.astype(np.int32),

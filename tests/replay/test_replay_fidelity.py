@@ -49,7 +49,7 @@ FACTS = {
     ("PAYMENT", 0): {"orig_zero": 0.05, "exceeds_balance": 0.05, "moves_whole": 0.001},
     ("CASH_IN", 0): {"orig_zero": 0.02, "exceeds_balance": 0.06, "dest_zero": 0.04},
     ("DEBIT", 0): {"exceeds_balance": 0.08, "dest_zero": 0.02},
-    ("TRANSFER", 1): {"moves_whole": 0.04, "dest_zero_to_zero": 0.03},
+    ("TRANSFER", 1): {"moves_whole": 0.06, "dest_zero_to_zero": 0.03},
     ("CASH_OUT", 1): {"moves_whole": 0.03, "dest_zero_to_zero": 0.01},
 }
 

@@ -10,7 +10,7 @@ import pytest
 
 from momoguard.errors import ConfigError, DataError
 from replay.calibration import load_calibration
-from replay.generator import _fraud_step, expected_rows, generate, write_paysim
+from replay.generator import _fraud_step, _TransferWatch, expected_rows, generate, write_paysim
 from replay.javafmt import java_doubles
 from replay.paysim import PAYSIM_SCHEMA, load_paysim
 from tests.replay.conftest import HEAD_SAMPLE
@@ -162,19 +162,40 @@ def test_balances_over_the_limit_leave_in_chunks_of_ten_million(month: pl.DataFr
 def test_takeover_splits_and_flags_like_paysim() -> None:
     calibration = load_calibration()
     rng = np.random.default_rng(0)
-    balance, high_water = np.array([25_000_000.0]), np.array([25_000_000.0])
-    rows, _, _, drained, _ = _fraud_step(calibration, 7, 1, balance, high_water, 1, rng, rng)
-    transfers = rows.tx_type == 4
-    chunks = rows.amount[transfers & (rows.dest == -1)]
-    assert chunks.tolist() == [10_000_000.0, 10_000_000.0, 5_000_000.0]
-    assert rows.old_orig[transfers & (rows.dest == -1)].tolist() == [25_000_000.0, 15_000_000.0, 5_000_000.0]
-    assert drained[1].tolist() >= [25_000_000.0] and not rows.flagged.any()
+    balance = np.array([25_000_000.0])
+    watch = _TransferWatch(np.zeros(1, dtype=np.int8), np.zeros(1))
+    rows, _, _, drained, _ = _fraud_step(calibration, 7, 1, balance, watch, 1, rng, rng)
+    to_mule = (rows.tx_type == 4) & (rows.dest == -1)
+    assert rows.amount[to_mule].tolist() == [10_000_000.0, 10_000_000.0, 5_000_000.0]
+    assert rows.old_orig[to_mule].tolist() == [25_000_000.0, 15_000_000.0, 5_000_000.0]
+    assert drained[1][0] >= 25_000_000.0 and not rows.flagged.any()
+    # PaySim watched the account's first three transfers, its balance then at most 25 million.
+    assert watch.count[0] == 3 and watch.mark[0] == 25_000_000.0
 
-    # An account that fell from 60 to 20 million: PaySim flags the transfer, and it moves nothing.
-    balance, high_water = np.array([20_000_000.0]), np.array([60_000_000.0])
-    rows, _, _, drained, _ = _fraud_step(calibration, 7, 1, balance, high_water, 1, rng, rng)
+    # The same account robbed again once it holds 3 million: a fall of 22 + 3 million is not flagged...
+    balance[0] = 3_000_000.0
+    rows, *_ = _fraud_step(calibration, 8, 1, balance, watch, 1, rng, rng)
+    assert not rows.flagged.any()
+    # ...but from a 60 million mark it is: the transfer is flagged and moves nothing, the mule cashes out 0.
+    watch.mark[0] = 60_000_000.0
+    rows, _, _, drained, _ = _fraud_step(calibration, 9, 1, balance, watch, 1, rng, rng)
     flagged = rows.flagged == 1
-    assert flagged.sum() == 2
+    assert flagged.sum() == 1 and rows.amount[flagged][0] == 3_000_000.0
     assert (rows.old_orig[flagged] == rows.new_orig[flagged]).all()
-    cash_outs = (rows.tx_type == 1) & (rows.fraud == 1) & (rows.dest >= 0) & (rows.old_orig == 0)
-    assert (rows.amount[cash_outs] == 0).sum() == 2
+    mule_cash_out = (rows.tx_type == 1) & (rows.fraud == 1) & (rows.dest >= 0) & (rows.old_orig == 0)
+    assert (rows.amount[mule_cash_out] == 0).sum() == 1
+    assert drained[1][0] == 0.0
+
+
+@pytest.mark.parametrize(("steps", "scale"), [(1, 1e-6), (3, 0.001), (50, 0.0005)])
+def test_tiny_months_are_valid_frames(steps: int, scale: float) -> None:
+    frame = generate(steps=steps, scale=scale, seed=1)
+    assert frame.schema == pl.Schema(PAYSIM_SCHEMA)
+    assert frame.height == 0 or frame["step"].max() <= steps
+
+
+def test_a_longer_run_repeats_the_month_profile() -> None:
+    frame = generate(steps=800, scale=0.01, seed=2)
+    second = frame.filter(pl.col("step") > 744)
+    # Steps 745-800 replay the volume of steps 1-56.
+    assert 0.5 < second.height / frame.filter(pl.col("step") <= 56).height < 2.0
