@@ -45,9 +45,7 @@ class LocalBroker:
         if len(bootstrap.split(",")) > 1:
             raise BrokerError(f"a local broker listens on one address, got {bootstrap!r}")
         if host not in ("127.0.0.1", "localhost", "::1"):
-            raise BrokerError(
-                f"the local broker binds to loopback only, got {host!r} (is the broker remote?)"
-            )
+            raise BrokerError(f"the local broker binds to loopback only, got {host!r} (is the broker remote?)")
         return cls(host="127.0.0.1" if host == "localhost" else host, port=int(port), home=run_dir / "kafka")
 
     @property
@@ -140,9 +138,7 @@ def _format_storage(broker: LocalBroker, java: str) -> None:
     cp = _classpath(broker)
     run = [java, "-cp", cp, "kafka.tools.StorageTool"]
     cluster_id = (
-        subprocess.run([*run, "random-uuid"], capture_output=True, text=True, check=False)
-        .stdout.strip()
-        .splitlines()
+        subprocess.run([*run, "random-uuid"], capture_output=True, text=True, check=False).stdout.strip().splitlines()
     )
     if not cluster_id:
         raise BrokerError("kafka StorageTool could not make a cluster id (is the lib folder complete?)")
@@ -207,9 +203,7 @@ def start(broker: LocalBroker, wait_seconds: float = 90.0) -> int:
         _wait_ready(broker, pid, wait_seconds)
         return pid
     if is_ready(broker.bootstrap, timeout=2.0):
-        raise BrokerError(
-            f"another Kafka broker (not started by momoguard) already listens on {broker.bootstrap}"
-        )
+        raise BrokerError(f"another Kafka broker (not started by momoguard) already listens on {broker.bootstrap}")
     resolve_jars(broker)
     _write_config(broker)
     _format_storage(broker, java)

@@ -8,9 +8,7 @@ from rich.console import Console
 from momoguard import broker, topics
 from momoguard.settings import Settings
 
-kafka_app = typer.Typer(
-    help="Run the local Kafka broker (single-node KRaft, loopback only).", no_args_is_help=True
-)
+kafka_app = typer.Typer(help="Run the local Kafka broker (single-node KRaft, loopback only).", no_args_is_help=True)
 topics_app = typer.Typer(help="Manage MoMo Guard's Kafka topics.", no_args_is_help=True)
 console = Console()
 
@@ -49,9 +47,7 @@ def status() -> None:
     pid = broker.running_pid(local)
     version = broker.kafka_version(local) if pid else "unknown (not started by momoguard)"
     console.print(f"bootstrap: {settings.kafka_bootstrap}")
-    console.print(
-        f"broker:    {'running, pid ' + str(pid) if pid else 'not started here'}; version {version}"
-    )
+    console.print(f"broker:    {'running, pid ' + str(pid) if pid else 'not started here'}; version {version}")
     found = topics.list_topics(settings)
     console.print("topics:    " + (", ".join(f"{n} ({p} partitions)" for n, p in found.items()) or "none"))
 

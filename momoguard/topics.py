@@ -39,11 +39,7 @@ def list_topics(settings: Settings, timeout: float = 10.0) -> dict[str, int]:
         metadata = admin_client(settings).list_topics(timeout=timeout)
     except KafkaException as error:
         raise BrokerError(f"Kafka at {settings.kafka_bootstrap} did not answer: {error.args[0]}") from None
-    return {
-        name: len(topic.partitions)
-        for name, topic in sorted(metadata.topics.items())
-        if not name.startswith("__")
-    }
+    return {name: len(topic.partitions) for name, topic in sorted(metadata.topics.items()) if not name.startswith("__")}
 
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:

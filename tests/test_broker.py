@@ -122,11 +122,7 @@ def test_kafka_up_twice_is_harmless_and_down_leaves_no_broker_of_ours() -> None:
 
         status = _momoguard("kafka", "status", port=port)
         assert status.returncode == 0
-        assert (
-            f"127.0.0.1:{port}" in status.stdout
-            and "4.1" in status.stdout
-            and "transactions" in status.stdout
-        )
+        assert f"127.0.0.1:{port}" in status.stdout and "4.1" in status.stdout and "transactions" in status.stdout
     finally:
         down = _momoguard("kafka", "down", port=port)
     assert down.returncode == 0, down.stderr
