@@ -112,16 +112,16 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
 
     @app.agent(transactions)
     async def score(stream: StreamT[bytes]) -> AsyncIterator[None]:
-        # take_events (not take): the batch's events are acked only after this body has delivered them.
         batches = stream.take_events(settings.max_batch, within=settings.max_wait_s)  # type: ignore[attr-defined]
-        async for events in batches:
-            work = asyncio.ensure_future(_handle(app, state, events))
-            try:
-                await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await work  # stopping: finish the batch in flight, so its events are acked after delivery
-                raise
-            yield None
+        try:
+            async for events in batches:
+                _handle(app, state, events)
+                await state.deliverer.wait_below()  # back-pressure while the broker is slow or away
+                yield None
+        finally:
+            # Stopping (SIGTERM, rebalance): every verdict produced so far is acknowledged and its events
+            # acked before Faust makes its final commit.
+            await state.deliverer.drain()
 
     @app.timer(interval=settings.reload_interval_s)
     async def reload_champion() -> None:
@@ -150,7 +150,15 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     return app, state
 
 
-async def _handle(app: faust.App, state: ScorerState, events: list[EventT]) -> None:
+def _handle(app: faust.App, state: ScorerState, events: list[EventT]) -> None:
+    """Score a batch and hand its records to the producer; its events are acked once all are acknowledged.
+
+    take_events acks a batch's events when this body returns. Each event's message gets one more reference
+    first (Faust's own refcount, as when a message feeds several streams), so that ack only brings it to
+    one; the delivery callback releases the last reference, and only then is the offset committable.
+    """
+    for event in events:
+        event.message.incref()
     batch = [
         Incoming(
             topic=e.message.topic,
@@ -164,9 +172,14 @@ async def _handle(app: faust.App, state: ScorerState, events: list[EventT]) -> N
         for e in events
     ]
     outcome = state.processor.process(batch)
-    await state.deliverer.deliver(outcome.records)
-    state.processor.delivered(outcome)
-    _update_lag(app, state, batch)
+
+    def delivered() -> None:
+        for event in events:
+            event.ack()
+        state.processor.delivered(outcome)
+        _update_lag(app, state, batch)
+
+    state.deliverer.submit(outcome.records, delivered)
 
 
 def _headers(headers: Any) -> Headers | None:
