@@ -52,14 +52,32 @@ function niceCeil(value) {
   return 10 * power;
 }
 
-function lineChart(canvas, times, span, series, format) {
+// A round axis: top is 1, 2 or 5 times a power of ten, split in round steps shown with the decimals they need.
+function axisScale(max) {
+  const top = niceCeil(max);
+  const lead = Math.round(top / Math.pow(10, Math.floor(Math.log10(top))));
+  const divisions = lead === 5 ? 5 : 4;
+  const step = top / divisions;
+  const decimals = Math.min(3, (String(+step.toPrecision(6)).split(".")[1] || "").length);
+  return { top, divisions, step, decimals };
+}
+
+function axisNumber(v, decimals) {
+  return fmtNumber(v, decimals);
+}
+
+// Lines over time; the time axis grows with the history, from one minute up to `maxSpan` seconds.
+function lineChart(canvas, times, maxSpan, series, format = axisNumber) {
   const { ctx, w, h } = surface(canvas);
-  const pad = { l: 54, r: 8, t: 8, b: 20 };
+  const values = series.flatMap((s) => s.values.filter((v) => v !== null && isFinite(v)));
+  const { top, divisions, step: tick, decimals } = axisScale(Math.max(0, ...values));
+  const end = times.length ? times[times.length - 1] : Date.now() / 1000;
+  const span = Math.min(maxSpan, Math.max(60, Math.ceil((end - (times[0] ?? end)) / 60) * 60));
+  const ticks = Array.from({ length: divisions + 1 }, (_, i) => i * tick);
+  const labelWidth = Math.max(...ticks.map((v) => ctx.measureText(format(v, decimals)).width));
+  const pad = { l: labelWidth + 12, r: 12, t: 8, b: 20 };
   const plotW = w - pad.l - pad.r;
   const plotH = h - pad.t - pad.b;
-  const values = series.flatMap((s) => s.values.filter((v) => v !== null && isFinite(v)));
-  const top = niceCeil(Math.max(0, ...values));
-  const end = times.length ? times[times.length - 1] : Date.now() / 1000;
   const x = (t) => pad.l + plotW * (1 - (end - t) / span);
   const y = (v) => pad.t + plotH * (1 - v / top);
 
@@ -68,18 +86,19 @@ function lineChart(canvas, times, span, series, format) {
   ctx.lineWidth = 1;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (let i = 0; i <= 4; i++) {
-    const v = (top * i) / 4;
+  for (const v of ticks) {
     ctx.beginPath();
     ctx.moveTo(pad.l, y(v));
     ctx.lineTo(w - pad.r, y(v));
     ctx.stroke();
-    ctx.fillText(format(v), pad.l - 6, y(v));
+    ctx.fillText(format(v, decimals), pad.l - 6, y(v));
   }
-  ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (let ago = 0; ago <= span; ago += 60) {
-    ctx.fillText(ago === 0 ? "now" : `-${ago / 60}m`, x(end - ago), h - pad.b + 5);
+  const step = span > 120 ? 60 : 15;
+  for (let ago = 0; ago <= span; ago += step) {
+    ctx.textAlign = ago === 0 ? "right" : ago === span ? "left" : "center";
+    const label = ago === 0 ? "now" : ago % 60 ? `-${ago}s` : `-${ago / 60}m`;
+    ctx.fillText(label, x(end - ago), h - pad.b + 5);
   }
 
   ctx.lineWidth = 2;
@@ -190,20 +209,23 @@ function render(data) {
   lineChart(document.getElementById("chart-throughput"), h.t, span, [
     { values: h.allow_per_s, color: color("allow") },
     { values: h.block_per_s, color: color("block") },
-  ], (v) => fmtNumber(v, v < 10 && v > 0 ? 1 : 0));
+  ]);
   lineChart(document.getElementById("chart-block-rate"), h.t, span, [
     { values: h.block_rate.map((r) => (r === null ? null : 100 * r)), color: color("block") },
-  ], (v) => `${v.toFixed(v < 1 && v > 0 ? 2 : 1)}%`);
+  ], (v, decimals) => `${axisNumber(v, decimals)}%`);
+  // Seconds once the slowest point passes 2 s, so the axis reads "2.5 s" rather than "2,500 ms".
+  const inSeconds = Math.max(0, ...h.p99_ms.filter((v) => v !== null)) >= 2000;
+  const latency = (values) => values.map((v) => (v === null ? null : inSeconds ? v / 1000 : v));
   lineChart(document.getElementById("chart-latency"), h.t, span, [
-    { values: h.p50_ms, color: color("p50") },
-    { values: h.p99_ms, color: color("p99") },
-  ], (v) => `${fmtNumber(v)} ms`);
+    { values: latency(h.p50_ms), color: color("p50") },
+    { values: latency(h.p99_ms), color: color("p99") },
+  ], (v, decimals) => `${axisNumber(v, decimals)} ${inSeconds ? "s" : "ms"}`);
   lineChart(document.getElementById("chart-dlq"), h.t, span, [
     { values: h.dead_letters_per_s, color: color("dlq") },
-  ], (v) => fmtNumber(v, v < 10 && v > 0 ? 1 : 0));
+  ]);
   lineChart(document.getElementById("chart-lag"), h.t, span, [
     { values: h.lag, color: color("lag") },
-  ], (v) => fmtNumber(v));
+  ]);
   scoreChart(document.getElementById("chart-scores"), data.scores, model.threshold);
 }
 
