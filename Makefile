@@ -108,8 +108,27 @@ lint: setup ## ruff + mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# System tools the observability tests run: promtool and prometheus (Debian's `prometheus`), headless chromium
+# (with a font, so the dashboard screenshot has text). Installed only when missing; without apt-get, fail: CI
+# must fail rather than skip those tests.
+TEST_DEBS_PROMETHEUS := prometheus
+TEST_DEBS_CHROMIUM := chromium fonts-liberation
+
+.PHONY: test-deps
+test-deps: ## Install the system tools the tests use (promtool, prometheus, chromium) when missing
+	@missing=""; \
+	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing $(TEST_DEBS_PROMETHEUS)"; \
+	command -v chromium >/dev/null || missing="$$missing $(TEST_DEBS_CHROMIUM)"; \
+	if [ -n "$$missing" ]; then \
+	  command -v apt-get >/dev/null || { echo "error: need$$missing (promtool, prometheus, chromium) and apt-get is not available: install them" >&2; exit 1; }; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  echo "installing$$missing with apt-get"; \
+	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null \
+	    || { echo "error: apt-get install$$missing failed (needs root or passwordless sudo)" >&2; exit 1; }; \
+	fi
+
 .PHONY: test
-test: setup ## Run the test suite against a real local broker (started and stopped here)
+test: setup test-deps ## Run the test suite against a real local broker (started and stopped here)
 	@export MOMOGUARD_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) MOMOGUARD_TEST_BOOTSTRAP=$(KAFKA_BOOTSTRAP); \
 	trap '$(BIN)/momoguard kafka down' EXIT; \
 	$(BIN)/momoguard kafka up; \
