@@ -186,6 +186,7 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
         "--window-size=1600,860",
+        "--enable-logging=stderr",  # the page's console, to catch script errors
         "--virtual-time-budget=5000",
         *args,
     ]
@@ -211,6 +212,11 @@ def test_dashboard_shows_live_throughput_and_the_model_version(
         urllib.request.urlopen(f"{page}/static/..%2Fdashboard.py", timeout=5)
     assert missing.value.code == 404
 
+    # Before any traffic: the page renders the idle state without script errors.
+    idle = chromium("--dump-dom", page, profile=tmp_path / "profile-idle")
+    assert idle.returncode == 0 and "Uncaught" not in idle.stderr, idle.stderr[-2000:]
+    assert tile(idle.stdout, "throughput") == "0.0 tx/s" and tile(idle.stdout, "model") == "v1"
+
     # A replay long enough to outlast the browser's start, stopped once the pictures are taken.
     with Replay(s.kafka_bootstrap, s.topic_transactions, total=20_000, rate_per_s=300):
 
@@ -226,6 +232,8 @@ def test_dashboard_shows_live_throughput_and_the_model_version(
         dom = chromium("--dump-dom", page, profile=tmp_path / "profile-dom")
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert dom.returncode == 0, dom.stderr[-2000:]
+    for run in (shot, dom):
+        assert "Uncaught" not in run.stderr, [line for line in run.stderr.splitlines() if "CONSOLE" in line]
 
     # What the page's script rendered from /dashboard/data, as the browser holds it.
     throughput = tile(dom.stdout, "throughput")
