@@ -12,7 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -43,6 +43,7 @@ class ScorerState:
     metrics: ScorerMetrics
     deliverer: Deliverer
     reload_failures: int = 0
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)  # last offset scored per partition
 
     @property
     def version(self) -> str:
@@ -123,6 +124,10 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
             # acked before Faust makes its final commit.
             await state.deliverer.drain()
 
+    @app.timer(interval=5.0)
+    async def lag_of_idle_partitions() -> None:
+        refresh_lag(app, state)
+
     @app.timer(interval=settings.reload_interval_s)
     async def reload_champion() -> None:
         await check_for_new_champion(state)
@@ -190,17 +195,32 @@ def _headers(headers: Any) -> Headers | None:
 
 
 def _update_lag(app: faust.App, state: ScorerState, batch: list[Incoming]) -> None:
-    last: dict[tuple[str, int], int] = {}
     for message in batch:
         tp = (message.topic, message.partition)
-        last[tp] = max(last.get(tp, -1), message.offset)
-    for (topic, partition), offset in last.items():
+        if message.offset > state.positions.get(tp, -1):
+            state.positions[tp] = message.offset
+    refresh_lag(app, state)
+
+
+def refresh_lag(app: faust.App, state: ScorerState) -> None:
+    """Lag of every assigned partition (also idle or stalled ones); revoked partitions are dropped."""
+    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+    for tp in list(state.positions):
+        if tp not in assigned:
+            del state.positions[tp]
+            try:
+                state.metrics.lag.remove(tp[0], str(tp[1]))
+            except KeyError:
+                pass
+    for topic, partition in assigned:
         try:
             highwater = app.consumer.highwater(faust.types.TP(topic, partition))
         except Exception:  # partition revoked meanwhile: nothing to report
             continue
-        if highwater is not None:
-            state.metrics.lag.labels(topic, str(partition)).set(max(0, highwater - offset - 1))
+        done = state.positions.get((topic, partition))
+        if highwater is not None and done is not None:  # a partition counts once this worker has read from it
+            behind = highwater - (done + 1)
+            state.metrics.lag.labels(topic, str(partition)).set(max(0, behind))
 
 
 async def check_for_new_champion(state: ScorerState) -> None:
