@@ -90,6 +90,14 @@ schedule: setup ## Serve the retrain flow on MOMOGUARD_RETRAIN_CRON (starts a lo
 bench-generate: setup ## Time a Kaggle-size generated month on one core (writes reports/bench-generate.json)
 	$(BIN)/python -m replay.bench_generate
 
+.PHONY: demo
+demo: setup ## The main job end to end: broker, model (trained if none), scorer, replay of 50,000 transactions
+	@$(BIN)/momoguard demo $(ARGS)
+
+.PHONY: demo-down
+demo-down: setup ## Stop the scorer and the broker that `make demo` started
+	@$(BIN)/momoguard demo --down
+
 .PHONY: champion
 champion: setup ## Train a model unless the registry already has a champion
 	@$(BIN)/python -c "import sys; from momoguard.settings import Settings; from training.registry import champion_version; sys.exit(champion_version(Settings()) is None)" 2>/dev/null || $(MAKE) --no-print-directory train

@@ -51,6 +51,24 @@ def bench(
     print(json.dumps({k: v for k, v in result.items() if k != "latency_detail"}, indent=2))
 
 
+@app.command("demo")
+def demo(
+    rows: int = typer.Option(50_000, min=100, help="Transactions to replay."),
+    rate: float = typer.Option(1000.0, min=1, help="Steady offered rate, transactions per second."),
+    train_rows: int = typer.Option(400_000, min=10_000, help="Generated rows for the first model, if none."),
+    stop: bool = typer.Option(False, "--down", help="Stop the scorer and the broker the demo started."),
+) -> None:
+    """The main job end to end: broker, champion (trained if missing), scorer, a replay with its summary."""
+    from momoguard import demo as the_demo
+    from momoguard.settings import Settings
+
+    settings = Settings()
+    if stop:
+        the_demo.down(settings)
+        return
+    the_demo.run(settings, rows, rate, ["--rows", str(train_rows), "--time-budget", "60"])
+
+
 @app.command("config")
 def config(markdown: bool = typer.Option(False, help="Print the table of all settings instead.")) -> None:
     """Print the settings in force (secrets masked)."""

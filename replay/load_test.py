@@ -98,8 +98,12 @@ def run_replay(settings: Settings, frame: pl.DataFrame, pace: Any, wait: float) 
     ) as progress:
         task = progress.add_task("replay", total=total, rate="", verdicts=0)
 
+        sending = {"until": 0.0}
+
         def on_progress(sent: int, verdicts: int) -> None:
-            elapsed = max(time.monotonic() - started, 1e-6)
+            if sent < total or not sending["until"]:
+                sending["until"] = time.monotonic()  # the rate shown is the sending rate, waits left out
+            elapsed = max(sending["until"] - started, 1e-6)
             progress.update(task, completed=sent, rate=f"{sent / elapsed:,.0f} tx/s", verdicts=verdicts)
 
         log = publish(settings, frame, pace, wait_s=wait, on_progress=on_progress)
