@@ -70,9 +70,7 @@ class FeatureError(ValueError):
 
 def feature_names(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
     """The ordered column names of the matrix that `build_features` returns for this feature set."""
-    return list(
-        _POST_SETTLEMENT_NAMES if _checked(feature_set) == "post_settlement" else _PRE_SETTLEMENT_NAMES
-    )
+    return list(_POST_SETTLEMENT_NAMES if _checked(feature_set) == "post_settlement" else _PRE_SETTLEMENT_NAMES)
 
 
 def required_columns(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:

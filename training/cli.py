@@ -133,19 +133,20 @@ def _print_result(result: RetrainResult) -> None:
 
 
 def evaluate(
-    path: Annotated[Path, typer.Argument(help="A labelled PaySim CSV (Kaggle header).")],
+    paths: Annotated[list[Path], typer.Argument(help="Labelled PaySim CSV file(s) (Kaggle header), scored as one.")],
     model: str = typer.Option("champion", "--model", help="`champion` or a version number."),
 ) -> None:
-    """Score a labelled PaySim CSV with a registered model and print the metrics as one JSON object."""
+    """Score labelled PaySim CSV(s) with a registered model and print the metrics as one JSON object."""
     _quiet_libraries()
     import orjson
+    import polars as pl
 
     from training import data, registry
     from training.evaluate import measure
 
     settings = Settings()
-    frame = data.from_csv(path)
-    data.check_labelled(frame, str(path))
+    frame = pl.concat([data.from_csv(path) for path in paths])
+    data.check_labelled(frame, ", ".join(str(p) for p in paths))
     registry.check_reachable(settings)
     loaded = registry.load_champion(settings) if model == "champion" else registry.load_version(settings, model)
     m = measure(frame["isFraud"].to_numpy(), loaded.score(frame), frame["amount"].to_numpy(), loaded.threshold)
