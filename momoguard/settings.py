@@ -56,8 +56,10 @@ class Settings(BaseSettings):
     train_rows: int = Field(1_000_000, ge=1, description="About how many rows to generate when no CSV is given.")
     train_steps: int = Field(743, ge=3, description="How many hours (steps) of data to generate.")
     train_seed: int = Field(0, description="Seed of the data generator and the hyperparameter search.")
-    validation_fraction: float = Field(0.15, gt=0, lt=1, description="Share of steps before the test window.")
-    test_fraction: float = Field(0.20, gt=0, lt=1, description="Share of steps, the last ones, held out as test.")
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of rows, in whole steps just before the test window, for validation."
+    )
+    test_fraction: float = Field(0.20, gt=0, lt=1, description="Share of rows, in whole last steps, held out as test.")
     tuning_trials: int = Field(12, ge=1, description="Hyperparameter trials (the search stops earlier on budget).")
     tuning_time_budget_s: float = Field(120.0, gt=0, description="Seconds after which no new trial starts.")
     train_threads: int = Field(2, ge=1, description="LightGBM threads.")
