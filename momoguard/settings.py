@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions scored in one micro-batch.")
     max_wait_s: float = Field(0.005, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
     max_message_bytes: int = Field(16_384, ge=256, description="Messages larger than this go to the dead-letter topic.")
+    session_timeout_s: float = Field(
+        10.0, ge=6, le=300, description="A worker silent this long loses its partitions to the others (s)."
+    )
     reload_interval_s: float = Field(10.0, gt=0, description="How often the scorer polls the champion alias.")
     registry_retry_s: float = Field(
         60.0, ge=0, description="How long a starting scorer retries an unreachable registry."
