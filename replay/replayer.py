@@ -109,7 +109,9 @@ class VerdictReader(threading.Thread):
         prefix = self.prefix
         try:
             while not self.stopping.is_set():
-                for message in self.consumer.consume(2000, timeout=0.1):
+                # consume() returns when the batch is full or the timeout is up: a short timeout keeps the
+                # receive time (the latency measured) within about a millisecond of the verdict's arrival.
+                for message in self.consumer.consume(1000, timeout=0.001):
                     value = message.value()
                     if message.error() or not value or prefix not in value[:120]:
                         continue
