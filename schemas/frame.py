@@ -43,3 +43,20 @@ def frame_from_transactions(transactions: Sequence[Transaction]) -> pl.DataFrame
         },
         schema=FRAME_SCHEMA,
     )
+
+
+def columns_from_transactions(transactions: Sequence[Transaction]) -> dict[str, list[object]]:
+    """The feature columns of these transactions as plain lists: what the scorer hands `build_features`.
+
+    Cheaper than a DataFrame for micro-batches; `build_features` reads both the same way.
+    """
+    return {
+        "step": [t.step for t in transactions],
+        "type": [t.type.value for t in transactions],
+        "amount": [t.amount for t in transactions],
+        "oldbalanceOrg": [t.old_balance_orig for t in transactions],
+        "newbalanceOrig": [t.new_balance_orig for t in transactions],
+        "nameDest": [t.name_dest for t in transactions],
+        "oldbalanceDest": [t.old_balance_dest for t in transactions],
+        "newbalanceDest": [t.new_balance_dest for t in transactions],
+    }

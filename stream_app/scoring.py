@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from schemas.features import build_features
-from schemas.frame import frame_from_transactions
+from schemas.frame import columns_from_transactions
 from schemas.transaction import Transaction
 from training.registry import LoadedModel
 
@@ -45,7 +45,7 @@ class Scorer:
         """Score a batch through the shared feature function; one verdict per transaction, in order."""
         if not transactions:
             return Scored([], np.empty(0), np.empty(0, dtype=bool))
-        features = build_features(frame_from_transactions(transactions), self.model.feature_set)
+        features = build_features(columns_from_transactions(transactions), self.model.feature_set)
         booster = self.model.booster
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
         blocked = scores >= self.model.threshold
