@@ -46,6 +46,10 @@ def replay_in_background(env: dict[str, str], report: Path, rows: int, rate: int
     )
 
 
+def _counts(figures: dict[str, object]) -> str:
+    return ", ".join(f"{k} {figures[k]}" for k in ("sent", "verdicts", "missing", "duplicates"))
+
+
 def test_a_worker_killed_mid_replay_and_restarted_loses_nothing(
     scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
 ) -> None:
@@ -60,6 +64,7 @@ def test_a_worker_killed_mid_replay_and_restarted_loses_nothing(
     out, err = replay.communicate(timeout=300)
     assert replay.returncode == 0, err[-2000:]
     figures = json.loads(report.read_text())
+    print(f"RELIABILITY worker SIGKILLed and restarted: {_counts(figures)}")
     assert figures["sent"] == 8000 and figures["missing"] == 0, "every tx_id got at least one verdict"
     assert figures["verdicts"] == figures["sent"] + figures["duplicates"], "the report counts the duplicates"
     assert second.stop() == 0
@@ -197,6 +202,7 @@ def test_two_workers_one_killed_the_other_takes_over(
     out, err = replay.communicate(timeout=300)
     assert replay.returncode == 0, err[-2000:]
     figures = json.loads(report.read_text())
+    print(f"RELIABILITY one of two workers SIGKILLed, takeover {took_over:.1f} s: {_counts(figures)}")
     assert figures["sent"] == 8000 and figures["missing"] == 0
     assert first.stop() == 0
 
@@ -225,6 +231,7 @@ def test_the_scorer_recovers_from_a_broker_restart(
         out, err = replay.communicate(timeout=400)
         assert replay.returncode == 0, err[-2000:]
         figures = json.loads(report.read_text())
+        print(f"RELIABILITY broker restarted mid-replay: {_counts(figures)}")
         assert figures["sent"] == 8000 and figures["missing"] == 0, "nothing lost across the restart"
         assert scorer.proc.poll() is None, "the scorer recovered by itself"
         assert scorer.stop() == 0
