@@ -287,6 +287,9 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
     drain = frame.head(rows)
     log.info("bench: (a) Faust scorer draining %d transactions", rows)
     faust_tps = drain_rate(settings, drain, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir)
+    log.info("bench: (a') two Faust workers draining %d transactions", rows)
+    serve_two = [sys.executable, "-m", "momoguard", "serve", "--workers", "2"]
+    faust_two_tps = drain_rate(settings, drain, serve_two, "faust-2", log_dir)
     log.info("bench: (b) baseline loop draining %d transactions", rows)
     baseline_tps = drain_rate(settings, drain, [sys.executable, "-m", "stream_app.baseline"], "baseline", log_dir)
     log.info("bench: (c) latency at steady rates")
@@ -300,6 +303,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         "model_version": version,
         "rows": rows,
         "faust_tps": faust_tps,
+        "faust_tps_2_workers": faust_two_tps,
         "baseline_tps": baseline_tps,
         "ratio": faust_tps / baseline_tps if baseline_tps else None,
         "latency_ms": {rate: {"p50": v["p50"], "p99": v["p99"]} for rate, v in latency.items()},
@@ -327,7 +331,8 @@ def record(result: dict[str, Any], command: str) -> None:
     REPORT.write_text(json.dumps(result, indent=2) + "\n")
     lat = result["latency_ms"]
     row = (
-        f"| {result['date'][:16]} | {result['faust_tps']:,.0f} | {result['baseline_tps']:,.0f} | "
+        f"| {result['date'][:16]} | {result['faust_tps']:,.0f} | {result['faust_tps_2_workers']:,.0f} | "
+        f"{result['baseline_tps']:,.0f} | "
         f"{result['ratio']:.2f} | {lat['1000']['p50']:.1f} / {lat['1000']['p99']:.1f} | "
         f"{lat['5000']['p50']:.1f} / {lat['5000']['p99']:.1f} | "
         f"{result['model_us_per_row']['batch_1']:.1f} / {result['model_us_per_row']['batch_1000']:.2f} | "
@@ -339,9 +344,9 @@ def record(result: dict[str, Any], command: str) -> None:
         text += (
             "\n## Scorer benchmark (`make bench`)\n\n"
             f"Machine: {result['machine']}. Broker, scorer and load generator share the machine.\n\n"
-            "| date (UTC) | Faust tx/s | baseline tx/s | ratio | p50/p99 ms @1k tx/s | p50/p99 ms @5k tx/s "
-            "| model µs/row (batch 1 / 1000) | generator s (Kaggle size) | command |\n"
-            "|---|---|---|---|---|---|---|---|---|\n" + marker + "\n"
+            "| date (UTC) | Faust tx/s | 2 workers tx/s | baseline tx/s | ratio | p50/p99 ms @1k tx/s "
+            "| p50/p99 ms @5k tx/s | model µs/row (batch 1 / 1000) | generator s (Kaggle size) | command |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n" + marker + "\n"
         )
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text.replace(marker, row + "\n" + marker))
