@@ -55,7 +55,9 @@ def bench(
 def demo(
     rows: int = typer.Option(50_000, min=100, help="Transactions to replay."),
     rate: float = typer.Option(1000.0, min=1, help="Steady offered rate, transactions per second."),
-    train_rows: int = typer.Option(400_000, min=10_000, help="Generated rows for the first model, if none."),
+    train_rows: int | None = typer.Option(
+        None, min=10_000, help="Generated rows for the first model, if none (default: make train's)."
+    ),
     stop: bool = typer.Option(False, "--down", help="Stop the scorer and the broker the demo started."),
 ) -> None:
     """The main job end to end: broker, champion (trained if missing), scorer, a replay with its summary."""
@@ -66,7 +68,7 @@ def demo(
     if stop:
         the_demo.down(settings)
         return
-    the_demo.run(settings, rows, rate, ["--rows", str(train_rows), "--time-budget", "60"])
+    the_demo.run(settings, rows, rate, ["--rows", str(train_rows)] if train_rows else [])
 
 
 @app.command("config")
