@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # --- Scorer ------------------------------------------------------------------------------------
     consumer_group: str = Field("momoguard-scorer", description="Consumer group (Faust app id) of the scorer.")
     max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions scored in one micro-batch.")
-    max_wait_s: float = Field(0.005, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
+    max_wait_s: float = Field(0.02, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
     max_message_bytes: int = Field(16_384, ge=256, description="Messages larger than this go to the dead-letter topic.")
     session_timeout_s: float = Field(
         10.0, ge=6, le=300, description="A worker silent this long loses its partitions to the others (s)."
