@@ -12,25 +12,13 @@ import numpy as np
 import polars as pl
 
 from momoguard.errors import DataError
+from schemas.frame import FRAME_SCHEMA
 from schemas.transaction import PAYSIM_COLUMNS, TxType
 
 logger = logging.getLogger(__name__)
 
 # The frame every reader and the generator return: a row id, then the Kaggle columns in header order.
-PAYSIM_SCHEMA: dict[str, pl.DataType] = {
-    "tx_id": pl.Utf8(),
-    "step": pl.Int32(),
-    "type": pl.Utf8(),
-    "amount": pl.Float64(),
-    "nameOrig": pl.Utf8(),
-    "oldbalanceOrg": pl.Float64(),
-    "newbalanceOrig": pl.Float64(),
-    "nameDest": pl.Utf8(),
-    "oldbalanceDest": pl.Float64(),
-    "newbalanceDest": pl.Float64(),
-    "isFraud": pl.Int8(),
-    "isFlaggedFraud": pl.Int8(),
-}
+PAYSIM_SCHEMA = FRAME_SCHEMA
 MONEY_COLUMNS: tuple[str, ...] = ("amount", "oldbalanceOrg", "newbalanceOrig", "oldbalanceDest", "newbalanceDest")
 TX_TYPES: tuple[str, ...] = tuple(t.value for t in TxType)
 

@@ -22,23 +22,11 @@ from confluent_kafka.admin import AdminClient
 from momoguard.errors import BrokerError
 from momoguard.settings import Settings
 from replay.replay_report import Received, Sent
+from schemas.transaction import PAYSIM_COLUMNS
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.005
-_WIRE_COLUMNS = (
-    "step",
-    "type",
-    "amount",
-    "nameOrig",
-    "oldbalanceOrg",
-    "newbalanceOrig",
-    "nameDest",
-    "oldbalanceDest",
-    "newbalanceDest",
-    "isFraud",
-    "isFlaggedFraud",
-)
 
 
 @dataclass(frozen=True)
@@ -76,7 +64,7 @@ def check_broker(settings: Settings, timeout_s: float = 8.0) -> None:
 
 def encode(frame: pl.DataFrame, run_id: str) -> Iterator[tuple[Sent, bytes, bytes]]:
     """(what was sent, key, message without event_time) per row; tx_ids are prefixed with the run id."""
-    for row in frame.select("tx_id", *_WIRE_COLUMNS).iter_rows(named=True):
+    for row in frame.select("tx_id", *PAYSIM_COLUMNS).iter_rows(named=True):
         tx_id = f"{run_id}-{row['tx_id']}"
         body = orjson.dumps({**row, "tx_id": tx_id})
         yield Sent(tx_id, 0.0, row["isFraud"], float(row["amount"])), str(row["nameOrig"]).encode(), body[:-1]
