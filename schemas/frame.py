@@ -24,27 +24,6 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def frame_from_transactions(transactions: Sequence[Transaction]) -> pl.DataFrame:
-    """A PaySim frame (tx_id then the Kaggle columns) holding these transactions, in order."""
-    return pl.DataFrame(
-        {
-            "tx_id": [t.tx_id for t in transactions],
-            "step": [t.step for t in transactions],
-            "type": [t.type.value for t in transactions],
-            "amount": [t.amount for t in transactions],
-            "nameOrig": [t.name_orig for t in transactions],
-            "oldbalanceOrg": [t.old_balance_orig for t in transactions],
-            "newbalanceOrig": [t.new_balance_orig for t in transactions],
-            "nameDest": [t.name_dest for t in transactions],
-            "oldbalanceDest": [t.old_balance_dest for t in transactions],
-            "newbalanceDest": [t.new_balance_dest for t in transactions],
-            "isFraud": [t.is_fraud for t in transactions],
-            "isFlaggedFraud": [t.is_flagged_fraud for t in transactions],
-        },
-        schema=FRAME_SCHEMA,
-    )
-
-
 def columns_from_transactions(transactions: Sequence[Transaction]) -> dict[str, list[object]]:
     """The feature columns of these transactions as plain lists: what the scorer hands `build_features`.
 
@@ -60,3 +39,15 @@ def columns_from_transactions(transactions: Sequence[Transaction]) -> dict[str, 
         "oldbalanceDest": [t.old_balance_dest for t in transactions],
         "newbalanceDest": [t.new_balance_dest for t in transactions],
     }
+
+
+def frame_from_transactions(transactions: Sequence[Transaction]) -> pl.DataFrame:
+    """A PaySim frame (tx_id then the Kaggle columns) holding these transactions, in order."""
+    columns: dict[str, list[object]] = {
+        "tx_id": [t.tx_id for t in transactions],
+        "nameOrig": [t.name_orig for t in transactions],
+        "isFraud": [t.is_fraud for t in transactions],
+        "isFlaggedFraud": [t.is_flagged_fraud for t in transactions],
+        **columns_from_transactions(transactions),
+    }
+    return pl.DataFrame({c: columns[c] for c in FRAME_SCHEMA}, schema=FRAME_SCHEMA)
