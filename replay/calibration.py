@@ -29,6 +29,7 @@ class Calibration:
     amount_cv: np.ndarray  # (types, 24) coefficient of variation per hour of day
     amount_day_factor: np.ndarray  # (types, days) mean amount factor per day
     amount_scale: np.ndarray  # (types,) Kaggle correction of the mean amount
+    amount_spread: np.ndarray  # (types,) Kaggle correction of the coefficient of variation
     chain_segments: tuple[np.ndarray, ...]  # per type: (segments, 2) first and last length of each segment
     chain_probabilities: tuple[np.ndarray, ...]  # per type: probability of each segment
     start_zero_share: float
@@ -42,12 +43,33 @@ class Calibration:
     takeovers_per_step: float
     fraud_rows_per_step: float  # Kaggle's fraud rows per step at scale 1
 
+    def amount_moments(self, tx_type: int, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and coefficient of variation of one type's amounts at these steps (Kaggle corrections applied)."""
+        mean, cv = amount_moments(self.amount_mean[tx_type], self.amount_cv[tx_type], self.amount_day_factor[tx_type], step, self.period)
+        return mean * self.amount_scale[tx_type], cv * self.amount_spread[tx_type]
+
     def type_weights(self) -> np.ndarray:
         """(types, period) share of each type's month volume falling in each step."""
         steps = np.arange(self.period)
         weights = self.step_volume[None, :] * self.type_mix[:, steps % 24]
         month = weights[:, 1 : self.kaggle_steps + 1].sum(axis=1, keepdims=True)
         return weights / month
+
+
+# No hour's amounts are more regular than this (a few hours hold a single transaction).
+MIN_AMOUNT_CV = 0.05
+
+
+def amount_moments(
+    hour_mean: np.ndarray, hour_cv: np.ndarray, day_factor: np.ndarray, step: np.ndarray, period: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The table's mean and coefficient of variation of one type's amounts at these steps.
+
+    Mean: the hour of day's mean times the day's factor (a month longer than the profile repeats it).
+    """
+    index = np.asarray(step) % period
+    hour, day = index % 24, np.minimum(index // 24, day_factor.size - 1)
+    return hour_mean[hour] * day_factor[day], np.maximum(hour_cv[hour], MIN_AMOUNT_CV)
 
 
 @lru_cache(maxsize=4)
@@ -86,6 +108,7 @@ def _build(raw: dict[str, Any]) -> Calibration:
         amount_cv=per_type("hour_cv"),
         amount_day_factor=per_type("day_factor"),
         amount_scale=per_type("kaggle_scale"),
+        amount_spread=per_type("kaggle_spread"),
         chain_segments=tuple(np.array(chains[t]["segments"], dtype=np.int64).reshape(-1, 2) for t in TX_TYPES),
         chain_probabilities=tuple(_normalised(chains[t]["probabilities"]) for t in TX_TYPES),
         start_zero_share=float(start["zero_share"]),

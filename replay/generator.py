@@ -224,14 +224,8 @@ def _amounts(calibration: Calibration, tx_type: int, step: np.ndarray, rng: np.r
     The operator's table gives a mean and standard deviation per hour; the Kaggle amounts are right-skewed
     (median well below the mean), which a Gamma with those two moments matches and a Gaussian does not.
     """
-    index = step % calibration.period
-    hour, day = step % 24, index // 24
-    mean = (
-        calibration.amount_mean[tx_type, hour]
-        * calibration.amount_day_factor[tx_type, np.minimum(day, calibration.amount_day_factor.shape[1] - 1)]
-        * calibration.amount_scale[tx_type]
-    )
-    cv2 = np.maximum(calibration.amount_cv[tx_type, hour], 0.05) ** 2
+    mean, cv = calibration.amount_moments(tx_type, step)
+    cv2 = cv**2
     return np.maximum(np.round(rng.gamma(1.0 / cv2, mean * cv2), 2), 0.01)
 
 
