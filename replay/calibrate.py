@@ -98,6 +98,7 @@ def derive(params_dir: Path, samples_dir: Path) -> dict[str, Any]:
     chains = _chain_lengths(params_dir / REPETITION_FILE, samples)
     start = _start_balance(params_dir / BALANCE_FILE, samples)
     chunks = _chunks_per_takeover(samples)
+    aftermath = _aftermath_share(samples, chunks)
     return {
         "version": 1,
         "sources": {
@@ -125,8 +126,8 @@ def derive(params_dir: Path, samples_dir: Path) -> dict[str, Any]:
             "transfer_limit": TRANSFER_LIMIT,
             "flag_drop_limits": FLAG_DROP_LIMITS,
             "chunks_per_takeover": round(chunks, 4),
-            "aftermath_share": _aftermath_share(chunks),
-            "takeovers_per_step": _takeovers_per_step(chunks),
+            "aftermath_share": aftermath,
+            "takeovers_per_step": _takeovers_per_step(chunks, aftermath),
         },
     }
 
@@ -333,20 +334,21 @@ def _chunks_per_takeover(samples: pl.DataFrame) -> float:
     return transfers.height / max(last, 1)
 
 
-def _aftermath_share(chunks: float) -> float:
-    """Takeovers followed by a victim's own TRANSFER/CASH_OUT (labelled fraud, not moving the balance).
+def _aftermath_share(samples: pl.DataFrame, chunks: float) -> float:
+    """Takeovers followed by a victim's own TRANSFER/CASH_OUT (labelled fraud, from the emptied account).
 
-    Chosen so that the share of fraud rows moving exactly the whole balance matches Kaggle's 97.8 %.
+    Those rows are the frauds from an empty account (`oldbalanceOrg` 0, amount > 0): 2 of the samples' 633
+    fraud rows (0.3 %, the share the Kaggle data shows as a whole). A takeover makes 2 x chunks rows
+    before its aftermath, so a share z of such rows needs z x 2 x chunks / (1 - z) aftermaths per takeover.
     """
-    not_whole = 1 - KAGGLE_WHOLE_BALANCE_SHARE
-    share = (not_whole * 2 * chunks - (chunks - 1)) / (1 - not_whole)
-    return round(max(share, 0.0), 4)
+    fraud = samples.filter(pl.col("isFraud") == 1)
+    empty = fraud.filter((pl.col("oldbalanceOrg") == 0) & (pl.col("amount") > 0)).height / max(fraud.height, 1)
+    return round(empty * 2 * chunks / (1 - empty), 4)
 
 
-def _takeovers_per_step(chunks: float) -> float:
+def _takeovers_per_step(chunks: float, aftermath: float) -> float:
     """Takeovers per step at scale 1 so that a month holds Kaggle's number of fraud rows."""
-    rows_per_takeover = 2 * chunks + _aftermath_share(chunks)
-    return round(sum(KAGGLE_FRAUD.values()) / KAGGLE_STEPS / rows_per_takeover, 4)
+    return round(sum(KAGGLE_FRAUD.values()) / KAGGLE_STEPS / (2 * chunks + aftermath), 4)
 
 
 def _rounded(values: list[float], digits: int) -> list[float]:

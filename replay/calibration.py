@@ -45,7 +45,9 @@ class Calibration:
 
     def amount_moments(self, tx_type: int, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and coefficient of variation of one type's amounts at these steps (Kaggle corrections applied)."""
-        mean, cv = amount_moments(self.amount_mean[tx_type], self.amount_cv[tx_type], self.amount_day_factor[tx_type], step, self.period)
+        mean, cv = amount_moments(
+            self.amount_mean[tx_type], self.amount_cv[tx_type], self.amount_day_factor[tx_type], step, self.period
+        )
         return mean * self.amount_scale[tx_type], cv * self.amount_spread[tx_type]
 
     def type_weights(self) -> np.ndarray:
