@@ -30,7 +30,9 @@ _LATENCY_BUCKETS = (
     10,
 )
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-_SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20)) + (0.99, 0.999)
+# Score buckets: most genuine transactions score below 0.001 and the champion's threshold is often below 0.2, so the
+# low end gets decades (to see drift and where the threshold cuts) before steps of 0.05 and the confident top.
+_SCORE_BUCKETS = (0.0001, 0.001, 0.01, 0.025) + tuple(round(0.05 * i, 2) for i in range(1, 20)) + (0.99, 0.999)
 
 
 class BulkHistogram(Collector):

@@ -84,12 +84,14 @@ def test_score_distribution_counts_each_bucket_once(metrics: ScorerMetrics) -> N
     clock = Clock()
     view = view_of(metrics, clock)
     view.sample()
-    metrics.score.observe_many(np.array([0.01, 0.02, 0.03, 0.97, 0.9995]))
+    metrics.score.observe_many(np.array([0.00002, 0.01, 0.02, 0.03, 0.97, 0.9995]))
     clock.now = 1.0
     view.sample()
     scores = view.data()["scores"]
-    assert sum(scores["counts"]) == 5
-    assert scores["counts"][0] == 3 and scores["bounds"][0] == 0.05
+    assert sum(scores["counts"]) == 6
+    count = dict(zip(scores["bounds"], scores["counts"], strict=True))
+    assert count[0.0001] == 1 and count[0.001] == 0  # genuine scores far below any threshold get their own buckets
+    assert count[0.01] == 1 and count[0.025] == 1 and count[0.05] == 1  # a bound counts in its own bucket
     assert scores["bounds"][-1] is None and scores["counts"][-1] == 1  # above 0.999
     assert scores["counts"][scores["bounds"].index(0.99)] == 1
 
