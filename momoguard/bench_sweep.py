@@ -6,6 +6,7 @@ reports/bench-sweep.json. Each configuration runs fresh workers on fresh topics,
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -17,8 +18,12 @@ from replay.load_test import load_source
 CONFIGS = ((200, 0.002), (1000, 0.005), (1000, 0.02), (5000, 0.05))
 
 
-def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 60_000
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="?", type=int, default=60_000, help="transactions drained per configuration")
+    rows = parser.parse_args(argv).rows
+    if rows < 1:
+        parser.error(f"rows must be >= 1, got {rows}")
     frame = load_source(None, rows + 20_000, seed=11)
     results = []
     for max_batch, max_wait in CONFIGS:

@@ -33,7 +33,13 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
     from momoguard.settings import PROJECT_ROOT
+
+    argparse.ArgumentParser(
+        description="Regenerate the settings table in README.md from the Settings class."
+    ).parse_args()
 
     readme = PROJECT_ROOT / "README.md"
     readme.write_text(with_table(readme.read_text()))

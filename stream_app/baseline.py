@@ -7,6 +7,7 @@ hot reload, no web endpoints, no rebalance handling beyond librdkafka's own.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import time
@@ -94,6 +95,8 @@ def run(settings: Settings) -> int:
 
 
 if __name__ == "__main__":
+    # No options: everything comes from the MOMOGUARD_* settings, like `momoguard serve`.
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
     count = run(Settings())

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from momoguard.settings import PROJECT_ROOT
 
 
@@ -71,3 +73,29 @@ def test_missing_java_says_what_to_install(tmp_path: Path) -> None:
 def test_secrets_never_in_help() -> None:
     done = run("kafka", "up", "--help", env={"MOMOGUARD_KAFKA_SASL_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "momoguard.bench_sweep",
+        "stream_app.baseline",
+        "momoguard.config_table",
+        "replay.calibrate",
+        "replay.bench_generate",
+    ],
+)
+def test_helper_modules_reject_unknown_arguments(module: str) -> None:
+    """The `python -m` tools the docs name say what is wrong and change nothing (config_table rewrites README)."""
+    readme = (PROJECT_ROOT / "README.md").read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--no-such-option"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "error:" in done.stderr
+    assert (PROJECT_ROOT / "README.md").read_bytes() == readme
