@@ -23,6 +23,7 @@ from prometheus_client import generate_latest
 from momoguard.settings import Settings
 from stream_app.dashboard import register_dashboard
 from stream_app.delivery import Deliverer, Headers
+from stream_app.faust_monitor import BatchMonitor
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Incoming
 from stream_app.scoring import Scorer
@@ -110,6 +111,7 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         topic_disable_leader=True,
         stream_buffer_maxsize=max(4 * settings.max_batch, 4096),
         broker_max_poll_records=max(settings.max_batch, 500),
+        monitor=BatchMonitor(),
     )
     transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes, allow_empty=True)
 
