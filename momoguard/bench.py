@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from momoguard.errors import MomoGuardError
+from momoguard.machine import describe_machine
 from momoguard.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
     generator = None if skip_generator else generator_seconds(log_dir)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": describe_machine(),
         "model_version": version,
         "rows": rows,
         "faust_tps": faust_tps,
@@ -312,18 +312,6 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         "generator_seconds_kaggle_size": generator,
         "settings": {"max_batch": settings.max_batch, "max_wait_s": settings.max_wait_s},
     }
-
-
-def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def record(result: dict[str, Any], command: str) -> None:

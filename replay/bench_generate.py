@@ -25,6 +25,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from momoguard.machine import describe_machine  # noqa: E402
 from momoguard.settings import PROJECT_ROOT  # noqa: E402
 from replay.generator import generate, write_paysim  # noqa: E402
 
@@ -62,7 +63,7 @@ def run(steps: int, scale: float, seed: int) -> dict[str, Any]:
         size = path.stat().st_size
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": describe_machine(),
         "steps": steps,
         "scale": scale,
         "seed": seed,
@@ -77,19 +78,6 @@ def run(steps: int, scale: float, seed: int) -> dict[str, Any]:
         "cores_used": 1,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "polars": pl.__version__},
     }
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}"
 
 
 if __name__ == "__main__":
