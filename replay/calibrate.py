@@ -218,13 +218,9 @@ def _kaggle_amount_fit(samples: pl.DataFrame, amount: dict[str, dict[str, Any]])
         window = rows.filter(pl.col("step").is_between(*AMOUNT_FIT_STEPS))
         held_out = rows.filter(pl.col("step") < AMOUNT_FIT_STEPS[0])
         table = amount[tx_type]
-
-        def distance(frame: pl.DataFrame, scale: float, spread: float, table: dict[str, Any] = table) -> float:
-            return _model_ks(frame, table, scale, spread)
-
-        base = distance(window, 1.0, 1.0)
+        base = _model_ks(window, table, 1.0, 1.0)
         grid = [(float(a), float(b)) for a in AMOUNT_SCALE_GRID for b in AMOUNT_SPREAD_GRID]
-        scores = [distance(window, a, b) for a, b in grid]
+        scores = [_model_ks(window, table, a, b) for a, b in grid]
         best = int(np.argmin(scores))
         noise = KS_NULL_MEDIAN / np.sqrt(max(window.height, 1))
         keep = window.height > 0 and base - scores[best] > noise
@@ -235,11 +231,11 @@ def _kaggle_amount_fit(samples: pl.DataFrame, amount: dict[str, dict[str, Any]])
             "kaggle_fit": {
                 "rows": window.height,
                 "ks_table": round(base, 4),
-                "ks_fitted": round(distance(window, scale, spread), 4),
+                "ks_fitted": round(scores[best] if keep else base, 4),
                 "noise": round(float(noise), 4),
                 "held_out_rows": held_out.height,
-                "held_out_ks_table": round(distance(held_out, 1.0, 1.0), 4),
-                "held_out_ks_fitted": round(distance(held_out, scale, spread), 4),
+                "held_out_ks_table": round(_model_ks(held_out, table, 1.0, 1.0), 4),
+                "held_out_ks_fitted": round(_model_ks(held_out, table, scale, spread), 4),
             },
         }
         logger.info("%s amounts: scale %.3f spread %.2f %s", tx_type, scale, spread, fitted[tx_type]["kaggle_fit"])
@@ -258,6 +254,7 @@ def _model_ks(frame: pl.DataFrame, table: dict[str, Any], scale: float, spread: 
     real = np.sort(frame["amount"].to_numpy())
     weights = counts / counts.sum()
     model = (weights[:, None] * gamma.cdf(real[None, :], shape[:, None], scale=(mean * scale / shape)[:, None])).sum(0)
+    # One-sample KS distance: the empirical CDF just after and just before each sorted value against the model.
     n = real.size
     return float(max((np.arange(1, n + 1) / n - model).max(), (model - np.arange(n) / n).max()))
 
