@@ -17,6 +17,16 @@ SHARED_DIR = Path(os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent 
 SAMPLES_DIR = SHARED_DIR / "samples"
 
 
+def spare_broker_port(offset: int) -> int:
+    """A port for a test's own second broker, apart from the session broker's and other checkouts' brokers.
+
+    Derived from the session broker's port, so checkouts running their suites side by side on distinct
+    KAFKA_BOOTSTRAP ports (say 9092 and 10092) never start their spare brokers on the same port.
+    """
+    session = os.environ.get("MOMOGUARD_TEST_BOOTSTRAP", "127.0.0.1:9092")
+    return int(session.rpartition(":")[2]) + 30_000 + offset
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A real broker's address. In CI a broker that cannot start fails the test, never skips."""

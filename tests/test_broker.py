@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, Producer
 
 from momoguard import broker, topics
 from momoguard.settings import DEFAULT_RUN_DIR, PROJECT_ROOT, Settings
+from tests.conftest import spare_broker_port
 
 pytestmark = pytest.mark.kafka
 
@@ -106,7 +107,7 @@ def _our_broker_processes(config_file: Path) -> list[int]:
 @pytest.mark.slow
 def test_kafka_up_twice_is_harmless_and_down_leaves_no_broker_of_ours() -> None:
     # A second broker on its own port, so the session's broker is left alone.
-    port = 39092
+    port = spare_broker_port(0)
     local = broker.LocalBroker.from_bootstrap(f"127.0.0.1:{port}", DEFAULT_RUN_DIR)
     try:
         first = _momoguard("kafka", "up", port=port)

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from momoguard.settings import PROJECT_ROOT
+from tests.conftest import spare_broker_port
 from tests.scorer_harness import ScorerEnv, ScorerProcess, collect, free_port, produce
 from tests.scorer_models import sample_rows
 
@@ -214,7 +215,7 @@ def test_the_scorer_recovers_from_a_broker_restart(
     from momoguard.settings import DEFAULT_RUN_DIR
 
     # A broker of its own, so the session's broker is left alone.
-    local = broker.LocalBroker.from_bootstrap("127.0.0.1:39292", DEFAULT_RUN_DIR)
+    local = broker.LocalBroker.from_bootstrap(f"127.0.0.1:{spare_broker_port(200)}", DEFAULT_RUN_DIR)
     broker.start(local)
     try:
         settings = scorer_env.settings.model_copy(update={"kafka_bootstrap": local.bootstrap})
