@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from schemas.transaction import Transaction
+from schemas.transaction import ALIASES, EARLIEST_EVENT_TIME, LATEST_EVENT_TIME, Transaction
 from schemas.verdict import Verdict
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -19,9 +19,44 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a model as a message on the wire."""
     mode: Literal["validation", "serialization"] = "validation" if model is Transaction else "serialization"
     schema = model.model_json_schema(mode=mode)
+    if model is Transaction:
+        _with_paysim_names(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"{model.__name__.lower()}.schema.json"
     return schema
+
+
+def _with_paysim_names(schema: dict[str, Any]) -> None:
+    """Each field with a PaySim name takes either name, never both, as the scorer's parser does.
+
+    pydantic describes fields by their snake_case names only; a message written with PaySim's column names
+    (the Kaggle CSV's) is as valid. Duplicate keys, which the parser also refuses, are beyond JSON Schema.
+    """
+    properties = schema["properties"]
+    required = schema["required"]
+    rules: list[dict[str, Any]] = []
+    for snake, paysim in ALIASES:
+        properties[paysim] = {
+            **properties[snake],
+            "description": f"{properties[snake]['description']} (PaySim's name for {snake})",
+        }
+        properties[paysim].pop("title", None)
+        if snake in required:
+            required.remove(snake)
+            rules.append({"oneOf": [{"required": [snake]}, {"required": [paysim]}]})
+        else:
+            rules.append({"not": {"required": [snake, paysim]}})
+    schema["allOf"] = rules
+    event_time = properties["event_time"]
+    event_time["anyOf"].insert(
+        1,
+        {
+            "type": "number",
+            "minimum": EARLIEST_EVENT_TIME.timestamp(),
+            "exclusiveMaximum": LATEST_EVENT_TIME.timestamp(),
+            "description": "seconds since the epoch",
+        },
+    )
 
 
 def rendered() -> dict[Path, str]:

@@ -25,12 +25,22 @@ def sample_frame() -> pl.DataFrame:
     return frame.with_columns(tx_id=pl.format("s{}", pl.int_range(pl.len()))).select(list(FRAME_SCHEMA))
 
 
-def sample_rows() -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
+def sample_rows() -> list[dict[str, object]]:
+    """The samples' rows as the JSON a producer sends: numbers as numbers (CSV cells are text)."""
+    rows: list[dict[str, object]] = []
     for path in sorted(SAMPLES_DIR.glob("kaggle_*.csv")):
         with path.open(newline="") as handle:
-            rows.extend(csv.DictReader(handle))
+            rows.extend(typed(row) for row in csv.DictReader(handle))
     return rows
+
+
+_WHOLE = ("step", "isFraud", "isFlaggedFraud")
+_TEXT = ("type", "nameOrig", "nameDest")
+
+
+def typed(row: dict[str, str]) -> dict[str, object]:
+    """One Kaggle CSV row with its numbers parsed (Java-style `1.916920493E7` included)."""
+    return {k: v if k in _TEXT else int(v) if k in _WHOLE else float(v) for k, v in row.items()}
 
 
 def train_booster(rounds: int = 40, seed: int = 0) -> lgb.Booster:

@@ -11,8 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import PAYSIM_COLUMNS, Transaction, TxType, Verdict
-from schemas.json_schema import rendered
+from schemas.json_schema import SCHEMA_DIR, rendered
+from schemas.transaction import ALIASES
 from tests.conftest import SAMPLES_DIR
+from tests.scorer_models import typed
 
 
 def _head_rows() -> list[dict[str, str]]:
@@ -37,10 +39,10 @@ def _valid() -> dict[str, Any]:
     }
 
 
-def test_every_row_of_the_kaggle_head_validates_as_is() -> None:
+def test_every_row_of_the_kaggle_head_validates_as_a_producer_sends_it() -> None:
     rows = _head_rows()
     assert tuple(rows[0].keys()) == PAYSIM_COLUMNS
-    parsed = [Transaction.model_validate({**row, "tx_id": str(i)}) for i, row in enumerate(rows)]
+    parsed = [Transaction.model_validate({**typed(row), "tx_id": str(i)}) for i, row in enumerate(rows)]
     assert len(parsed) == 2688
     assert sum(t.is_fraud or 0 for t in parsed) == 16
     java_style = [t for t, row in zip(parsed, rows, strict=True) if "E7" in row["oldbalanceDest"]]
@@ -134,3 +136,54 @@ def test_json_schema_files_are_up_to_date() -> None:
     for path, text in rendered().items():
         assert path.exists(), f"{path.name} missing: run `make schemas`"
         assert path.read_text() == text, f"{path.name} is stale: run `make schemas`"
+
+
+# Messages on both sides of every rule the published schema states. The parser must accept exactly the ones the
+# schema accepts. Two rules are beyond JSON Schema and so are the parser's alone (tests/stream_app/test_parse.py):
+# duplicate keys, and the range of an event_time given as a date string.
+_AGREEMENT: list[tuple[str, dict[str, Any]]] = [
+    ("PaySim names", {}),
+    ("snake_case names", {"@rename": True}),
+    ("step 1.0 is an integer", {"step": 1.0}),
+    ("labels left out", {"@drop": ["isFraud", "isFlaggedFraud"]}),
+    ("event_time as RFC 3339", {"event_time": "2026-11-28T10:00:00Z"}),
+    ("event_time as seconds", {"event_time": 1_764_000_000.5}),
+    ("event_time null", {"event_time": None}),
+    ("an unknown field", {"channel": "USSD"}),
+    ("amount as text", {"amount": "100"}),
+    ("amount as a boolean", {"amount": True}),
+    ("step as text", {"step": "1"}),
+    ("step with a fraction", {"step": 1.5}),
+    ("step of 400 digits", {"step": 10**400}),
+    ("negative amount", {"amount": -1.0}),
+    ("amount over the bound", {"amount": 2e15}),
+    ("balance under the bound", {"oldbalanceOrg": -2e15}),
+    ("event_time in milliseconds", {"event_time": 1_764_000_000_000}),
+    ("event_time before 2000", {"event_time": 900_000_000}),
+    ("isFraud 2", {"isFraud": 2}),
+    ("isFraud true", {"isFraud": True}),
+    ("unknown type", {"type": "REFUND"}),
+    ("tx_id of 65 characters", {"tx_id": "x" * 65}),
+    ("missing amount", {"@drop": ["amount"]}),
+    ("both names for the originator", {"name_orig": "C1"}),
+    ("both names for a label", {"is_fraud": 0}),
+]
+
+
+@pytest.mark.parametrize(("case", "change"), _AGREEMENT, ids=[case for case, _ in _AGREEMENT])
+def test_the_published_schema_and_the_parser_agree(case: str, change: dict[str, Any]) -> None:
+    import jsonschema
+
+    from stream_app.parse import Invalid, parse_transaction
+
+    message = _valid()
+    if change.pop("@rename", False):
+        message = {snake: message.pop(paysim) for snake, paysim in ALIASES if paysim in message} | message
+    for field in change.pop("@drop", []):
+        del message[field]
+    message.update(change)
+    schema = json.loads((SCHEMA_DIR / "transaction.schema.json").read_text())
+    schema_says = jsonschema.Draft202012Validator(schema).is_valid(message)
+    raw = json.dumps(message).encode()  # stdlib json: it writes integers beyond 64 bits
+    parser_says = not isinstance(parse_transaction(raw, max_bytes=16_384), Invalid)
+    assert schema_says == parser_says, f"{case}: schema {schema_says}, parser {parser_says}"

@@ -42,7 +42,19 @@ GOOD = {
         (orjson.dumps({**GOOD, "amount": -1}), "out_of_range"),
         (orjson.dumps({**GOOD, "type": "REFUND"}), "unknown_type"),
         (orjson.dumps(GOOD).replace(b'"amount":181.0', b'"amount":1e999'), "not_finite"),
-        (orjson.dumps({**GOOD, "amount": "NaN"}), "not_finite"),
+        (orjson.dumps(GOOD).replace(b'"amount":181.0', b'"amount":NaN'), "not_finite"),
+        (orjson.dumps({**GOOD, "amount": "NaN"}), "wrong_type"),
+        (orjson.dumps({**GOOD, "amount": "100"}), "wrong_type"),
+        (orjson.dumps({**GOOD, "amount": True}), "wrong_type"),
+        (orjson.dumps({**GOOD, "step": 1.5}), "wrong_type"),
+        (orjson.dumps(GOOD).replace(b'"step":1', b'"step":' + b"9" * 400), "out_of_range"),
+        (orjson.dumps(GOOD).replace(b'"step":1', b'"step":' + b"9" * 3000), "out_of_range"),
+        (orjson.dumps({**GOOD, "amount": 2e15}), "out_of_range"),
+        (orjson.dumps({**GOOD, "event_time": 1_764_000_000_000}), "out_of_range"),
+        (orjson.dumps({**GOOD, "event_time": "1970-01-01T00:00:00Z"}), "out_of_range"),
+        (orjson.dumps(GOOD)[:-1] + b',"amount":1.0}', "duplicate_key"),
+        (orjson.dumps({**GOOD, "name_orig": "C9"}), "ambiguous_field"),
+        (b'{"a":' * 600 + b"1" + b"}" * 600, "not_json"),
     ],
 )
 def test_each_kind_of_bad_message_gets_its_reason(value: bytes | None, reason: str) -> None:
@@ -50,6 +62,13 @@ def test_each_kind_of_bad_message_gets_its_reason(value: bytes | None, reason: s
     assert isinstance(parsed, Invalid), parsed
     assert parsed.reason == reason, parsed
     assert parsed.reason in REASONS and parsed.error and "\n" not in parsed.error
+
+
+def test_the_key_and_headers_count_toward_the_size_cap() -> None:
+    value = orjson.dumps(GOOD)
+    assert isinstance(parse_transaction(value, max_bytes=len(value) + 100, overhead=100), Transaction)
+    parsed = parse_transaction(value, max_bytes=len(value) + 100, overhead=101)
+    assert isinstance(parsed, Invalid) and parsed.reason == "too_large" and "key and headers 101" in parsed.error
 
 
 def test_a_good_message_parses() -> None:
