@@ -1,10 +1,12 @@
 """One micro-batch of raw messages -> verdict and dead-letter records, with the metrics it moves.
 
-Pure of Kafka: the Faust agent hands it messages and delivers what it returns.
+Pure of Kafka: the Faust agent (or the baseline loop) hands it messages and delivers what it returns. Every
+message gets exactly one record back: its verdict, or a dead letter saying why it has none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -13,12 +15,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.transaction import Transaction
-from stream_app.delivery import Headers, Record
 from stream_app.metrics import ScorerMetrics
 from stream_app.parse import Invalid, parse_transaction
-from stream_app.scoring import Scorer
+from stream_app.scoring import Scored, Scorer
 
 log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str | bytes | None]]
+
+# Kafka's per-header overhead on the wire is a few bytes (varint lengths); count it generously.
+_HEADER_OVERHEAD = 8
+# A dead letter longer than its cap keeps at most this much of the original key: keys are account ids.
+_DEAD_LETTER_KEY_PREFIX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,23 @@ class Incoming:
     headers: Headers | None = None
     timestamp_s: float | None = None  # the Kafka timestamp, when the transaction has no event_time
 
+    @property
+    def overhead(self) -> int:
+        """Bytes the message carries besides its value: the key and the headers."""
+        return len(self.key or b"") + headers_size(self.headers)
+
+
+@dataclass(slots=True)
+class Record:
+    """One message to produce; `source` is the message it answers, for a dead letter if it cannot be sent."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers | None = None
+    source: Incoming | None = None
+    attempts: int = 0
+
 
 @dataclass(slots=True)
 class BatchOutcome:
@@ -45,30 +70,64 @@ class BatchOutcome:
     model_version: str = ""
 
 
-def dead_letter(message: Incoming, invalid: Invalid, dlq_topic: str) -> Record:
-    """The original bytes and headers, plus headers saying what was wrong and where the message came from."""
-    headers: Headers = list(message.headers or [])
-    headers += [
+def headers_size(headers: Headers | None) -> int:
+    if not headers:
+        return 0
+    return sum(len(k) + len(v or b"") + _HEADER_OVERHEAD for k, v in headers)
+
+
+def dead_letter(message: Incoming, invalid: Invalid, dlq_topic: str, max_bytes: int) -> Record:
+    """The original bytes and headers, plus headers saying what was wrong and where the message came from.
+
+    A dead letter is never larger than `max_bytes`: a bigger original keeps its reason headers, a prefix of
+    its key and value, and headers saying so (with the original sizes and the value's SHA-256), rather than
+    failing to produce.
+    """
+    value = message.value or b""
+    key = message.key
+    original: Headers = list(message.headers or [])
+    headers: Headers = [
         ("momoguard.reason", invalid.reason.encode()),
         ("momoguard.error", invalid.error.encode()[:1000]),
         ("momoguard.source.topic", message.topic.encode()),
         ("momoguard.source.partition", str(message.partition).encode()),
         ("momoguard.source.offset", str(message.offset).encode()),
     ]
-    return Record(dlq_topic, message.key, message.value or b"", headers)
+    if len(value) + len(key or b"") + headers_size(original) + headers_size(headers) <= max_bytes:
+        return Record(dlq_topic, key, value, original + headers)
+    headers += [
+        ("momoguard.truncated", b"true"),
+        ("momoguard.original.key_bytes", str(len(key or b"")).encode()),
+        ("momoguard.original.value_bytes", str(len(value)).encode()),
+        ("momoguard.original.headers", str(len(original)).encode()),
+        ("momoguard.original.value_sha256", hashlib.sha256(value).hexdigest().encode()),
+    ]
+    key = key[:_DEAD_LETTER_KEY_PREFIX] if key is not None else None
+    budget = max_bytes - headers_size(headers) - len(key or b"")
+    if headers_size(original) <= budget // 4:  # the original headers fit beside a good part of the value
+        headers = original + headers
+        budget -= headers_size(original)
+    return Record(dlq_topic, key, value[: max(0, budget)], headers)
 
 
 class BatchProcessor:
     """Parses, scores and routes one micro-batch; the scorer is swapped only between batches."""
 
     def __init__(
-        self, scorer: Scorer, metrics: ScorerMetrics, verdicts_topic: str, dlq_topic: str, max_bytes: int
+        self,
+        scorer: Scorer,
+        metrics: ScorerMetrics,
+        verdicts_topic: str,
+        dlq_topic: str,
+        max_bytes: int,
+        dlq_max_bytes: int = 65_536,
     ) -> None:
         self.scorer = scorer
         self.metrics = metrics
         self.verdicts_topic = verdicts_topic
         self.dlq_topic = dlq_topic
         self.max_bytes = max_bytes
+        self.dlq_max_bytes = dlq_max_bytes
 
     def swap(self, scorer: Scorer) -> None:
         """Use a new model from the next batch on."""
@@ -80,26 +139,16 @@ class BatchProcessor:
         valid: list[Transaction] = []
         sources: list[Incoming] = []
         for message in batch:
-            parsed = parse_transaction(message.value, self.max_bytes)
+            parsed = parse_transaction(message.value, self.max_bytes, message.overhead)
             if isinstance(parsed, Invalid):
-                log.warning(
-                    "dead letter %s[%d]@%d: %s (%s)",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    parsed.reason,
-                    parsed.error,
-                )
-                self.metrics.invalid.labels(parsed.reason).inc()
-                outcome.records.append(dead_letter(message, parsed, self.dlq_topic))
-                outcome.invalid += 1
+                self._reject(message, parsed, outcome)
             else:
                 valid.append(parsed)
                 sources.append(message)
         if valid:
-            scored = self.scorer.score(valid)
+            scored, valid, sources = self._score(valid, sources, outcome)
             outcome.records.extend(
-                Record(self.verdicts_topic, source.key, verdict)
+                Record(self.verdicts_topic, source.key, verdict, source=source)
                 for source, verdict in zip(sources, scored.verdicts, strict=True)
             )
             blocked = int(scored.blocked.sum())
@@ -120,6 +169,49 @@ class BatchProcessor:
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         return outcome
 
+    def undeliverable(self, record: Record, error: str) -> Record | None:
+        """The dead letter that replaces a verdict the broker refuses for good (None for a dead letter)."""
+        if record.source is None or record.topic == self.dlq_topic:
+            return None
+        self.metrics.invalid.labels("undeliverable").inc()
+        return dead_letter(
+            record.source, Invalid("undeliverable", f"{record.topic}: {error}"), self.dlq_topic, self.dlq_max_bytes
+        )
+
     def delivered(self, outcome: BatchOutcome) -> None:
         """Record end-to-end latency once the broker has acknowledged the batch's verdicts."""
         self.metrics.end_to_end.observe_many(np.maximum(0.0, time.time() - outcome.started_at))
+
+    def _reject(self, message: Incoming, invalid: Invalid, outcome: BatchOutcome) -> None:
+        log.warning(
+            "dead letter %s[%d]@%d: %s (%s)",
+            message.topic,
+            message.partition,
+            message.offset,
+            invalid.reason,
+            invalid.error,
+        )
+        self.metrics.invalid.labels(invalid.reason).inc()
+        outcome.records.append(dead_letter(message, invalid, self.dlq_topic, self.dlq_max_bytes))
+        outcome.invalid += 1
+
+    def _score(
+        self, valid: list[Transaction], sources: list[Incoming], outcome: BatchOutcome
+    ) -> tuple[Scored, list[Transaction], list[Incoming]]:
+        """Score the batch; if that fails, score its transactions one by one and dead-letter the ones that fail."""
+        try:
+            return self.scorer.score(valid), valid, sources
+        except Exception as error:
+            log.exception("scoring a batch of %d failed (%s); scoring its transactions one by one", len(valid), error)
+        parts: list[Scored] = []
+        kept: list[Transaction] = []
+        kept_sources: list[Incoming] = []
+        for tx, source in zip(valid, sources, strict=True):
+            try:
+                parts.append(self.scorer.score([tx]))
+            except Exception as error:
+                self._reject(source, Invalid("scoring_error", f"{type(error).__name__}: {error}"[:500]), outcome)
+                continue
+            kept.append(tx)
+            kept_sources.append(source)
+        return Scored.join(parts), kept, kept_sources

@@ -23,6 +23,17 @@ class Scored:
     scores: np.ndarray
     blocked: np.ndarray
 
+    @classmethod
+    def join(cls, parts: Sequence[Scored]) -> Scored:
+        """Several outcomes as one, in order (the one-by-one fallback of a batch that failed to score)."""
+        if not parts:
+            return cls([], np.empty(0), np.empty(0, dtype=bool))
+        return cls(
+            [v for part in parts for v in part.verdicts],
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.blocked for part in parts]),
+        )
+
 
 class Scorer:
     """Scores micro-batches with one model version; swapped whole when a new champion arrives.

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
 import orjson
 import pytest
 
 from schemas.features import feature_names
+from schemas.transaction import Transaction
 from schemas.verdict import Verdict
 from stream_app.metrics import ScorerMetrics
-from stream_app.pipeline import BatchProcessor, Incoming
-from stream_app.scoring import Scorer
+from stream_app.parse import Invalid
+from stream_app.pipeline import BatchProcessor, Headers, Incoming, Record, dead_letter, headers_size
+from stream_app.scoring import Scored, Scorer
 from tests.scorer_models import train_booster
 from tests.stream_app.test_parse import GOOD
 from training.registry import LoadedModel
@@ -62,7 +68,6 @@ def test_blocked_verdicts_carry_reasons_and_low_scores_none() -> None:
     scorer = Scorer(model("1"), reasons=3, explain_min_score=0.5)
     whole_balance = {**GOOD, "amount": 181.0, "oldbalanceOrg": 181.0}
     payment = {**GOOD, "type": "PAYMENT", "nameDest": "M99", "amount": 10.0, "oldbalanceOrg": 5000.0}
-    from schemas.transaction import Transaction
 
     scored = scorer.score([Transaction.model_validate(whole_balance), Transaction.model_validate(payment)])
     fraud, genuine = (Verdict.model_validate_json(v) for v in scored.verdicts)
@@ -97,3 +102,71 @@ def test_an_unreachable_registry_keeps_the_current_model(monkeypatch: pytest.Mon
     assert state.version == "7"
     assert state.reload_failures == 1
     assert metrics.reloads.labels("failed")._value.get() == 1.0
+
+
+def record_size(record: Record) -> int:
+    return len(record.key or b"") + len(record.value) + headers_size(record.headers)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "headers"),
+    [
+        (b"C1", b"{" + b" " * 999_948 + b"}", None),  # a ~1 MB value the broker accepts
+        (b"K" * 999_800, b'{"tx_id": "1"}', None),  # a ~1 MB key
+        (b"C1", b"x" * 100_000, [(f"h{i}", b"v" * 1000) for i in range(300)]),  # 300 kB of headers
+    ],
+    ids=["huge-value", "huge-key", "huge-headers"],
+)
+def test_a_dead_letter_stays_under_its_cap_and_says_what_it_left_out(
+    key: bytes, value: bytes, headers: Headers | None
+) -> None:
+    message = Incoming("transactions", 2, 77, key, value, headers)
+    dead = dead_letter(message, Invalid("too_large", "big"), "dlq", max_bytes=65_536)
+    assert record_size(dead) <= 65_536
+    said = dict(dead.headers or [])
+    assert said["momoguard.reason"] == b"too_large" and said["momoguard.source.offset"] == b"77"
+    assert said["momoguard.truncated"] == b"true"
+    assert said["momoguard.original.value_bytes"] == str(len(value)).encode()
+    assert said["momoguard.original.key_bytes"] == str(len(key)).encode()
+    assert said["momoguard.original.value_sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert value.startswith(dead.value) and key.startswith(dead.key or b"")
+    assert dead.value, "a prefix of the value is kept"
+
+
+def test_a_small_dead_letter_keeps_everything() -> None:
+    message = Incoming("transactions", 0, 1, b"C1", b"garbage", [("trace", b"t")])
+    dead = dead_letter(message, Invalid("not_json", "x"), "dlq", max_bytes=65_536)
+    assert (dead.key, dead.value) == (b"C1", b"garbage")
+    assert "momoguard.truncated" not in dict(dead.headers or []) and ("trace", b"t") in (dead.headers or [])
+
+
+class PickyScorer(Scorer):
+    """Fails any batch holding the transaction `bad` (a stand-in for a bug that one input sets off)."""
+
+    def score(self, transactions: Sequence[Transaction], now: datetime | None = None) -> Scored:
+        if any(tx.tx_id == "bad" for tx in transactions):
+            raise OverflowError("cannot convert to C long")
+        return super().score(transactions, now)
+
+
+def test_a_batch_that_fails_to_score_is_scored_one_by_one_and_only_the_culprit_is_dead_lettered() -> None:
+    metrics = ScorerMetrics()
+    processor = BatchProcessor(PickyScorer(model("1")), metrics, "verdicts", "dlq", max_bytes=2048)
+    batch = [incoming(i, orjson.dumps({**GOOD, "tx_id": tx_id})) for i, tx_id in enumerate(["a", "bad", "b"])]
+    outcome = processor.process(batch)
+    verdicts = [Verdict.model_validate_json(r.value).tx_id for r in outcome.records if r.topic == "verdicts"]
+    (dead,) = [r for r in outcome.records if r.topic == "dlq"]
+    said = dict(dead.headers or [])
+    assert verdicts == ["a", "b"] and outcome.scored == 2 and len(outcome.started_at) == 2
+    assert said["momoguard.reason"] == b"scoring_error" and b"OverflowError" in said["momoguard.error"]
+    assert said["momoguard.source.offset"] == b"1"
+    assert metrics.invalid.labels("scoring_error")._value.get() == 1
+
+
+def test_an_undeliverable_verdict_becomes_a_dead_letter_of_its_transaction(processor: BatchProcessor) -> None:
+    source = incoming(5, orjson.dumps(GOOD))
+    (verdict,) = processor.process([source]).records
+    dead = processor.undeliverable(verdict, "Broker: Message size too large")
+    assert dead is not None and dead.topic == "dlq" and dead.value == source.value
+    assert dict(dead.headers or [])["momoguard.reason"] == b"undeliverable"
+    assert processor.undeliverable(dead, "again") is None, "a dead letter has nothing to fall back on"
