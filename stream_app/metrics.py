@@ -125,6 +125,34 @@ class ScorerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.delivery_errors = Counter(
+            "momoguard_delivery_errors",
+            "Failed attempts to produce a record, by topic and Kafka error (each is retried or dead-lettered).",
+            ["topic", "error"],
+            registry=r,
+        )
+        self.undeliverable = Counter(
+            "momoguard_undeliverable_records",
+            "Records the broker refused for good that had no dead letter to fall back on (logged, then skipped).",
+            ["topic"],
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "momoguard_last_progress_timestamp_seconds",
+            "When the worker last finished something: a batch read, or a record acknowledged.",
+            registry=r,
+        )
+        self.stalled = Gauge(
+            "momoguard_stalled",
+            "1 while work waits (lag or unacknowledged records) and nothing progressed for MOMOGUARD_STALL_TIMEOUT_S.",
+            registry=r,
+        )
+        self.topic_missing = Gauge(
+            "momoguard_topic_missing",
+            "1 while a topic the scorer writes to does not exist on the broker.",
+            ["topic"],
+            registry=r,
+        )
         for decision in ("block", "allow"):
             self.scored.labels(decision)
         for outcome in ("loaded", "failed"):
