@@ -87,7 +87,33 @@ class Settings(BaseSettings):
     consumer_group: str = Field("momoguard-scorer", description="Consumer group (Faust app id) of the scorer.")
     max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions scored in one micro-batch.")
     max_wait_s: float = Field(0.02, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
-    max_message_bytes: int = Field(16_384, ge=256, description="Messages larger than this go to the dead-letter topic.")
+    max_message_bytes: int = Field(
+        16_384,
+        ge=256,
+        le=512_000,
+        description="Messages larger than this (value, key and headers) go to the dead-letter topic.",
+    )
+    dlq_max_bytes: int = Field(
+        65_536,
+        ge=4096,
+        le=900_000,
+        description="Largest dead letter; a bigger original keeps a prefix and headers saying so.",
+    )
+    produce_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Tries for a record the broker refuses (too large, invalid) before its dead letter.",
+    )
+    stall_timeout_s: float = Field(
+        30.0, gt=0, description="/health fails when work waits and nothing progressed for this long (s)."
+    )
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="SIGTERM exits within this, broker or not; undelivered work is redone (s)."
+    )
+    recreate_missing_topics: bool = Field(
+        False, description="Recreate a deleted verdicts or dead-letter topic instead of waiting for it."
+    )
     session_timeout_s: float = Field(
         10.0, ge=6, le=300, description="A worker silent this long loses its partitions to the others (s)."
     )
@@ -110,6 +136,15 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _dead_letters_hold_messages(self) -> Settings:
+        if self.dlq_max_bytes < self.max_message_bytes + 4096:
+            raise ValueError(
+                f"MOMOGUARD_DLQ_MAX_BYTES ({self.dlq_max_bytes}) must exceed MOMOGUARD_MAX_MESSAGE_BYTES "
+                f"({self.max_message_bytes}) by 4096 or more, so a dead letter holds any message the scorer accepts"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> Settings:

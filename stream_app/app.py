@@ -1,14 +1,20 @@
 """The Faust app: one agent scoring `transactions` in micro-batches, a reload timer, and web endpoints.
 
 The data path, top to bottom: raw bytes from `transactions` -> `BatchProcessor.process` (parse, validate,
-features, score, verdict bytes; bad messages become dead letters) -> `Deliverer.deliver` (acks=all) ->
+features, score, verdict bytes; bad messages become dead letters) -> `Deliverer.submit` (acks=all) ->
 Faust acks the batch's events, so their offsets are committed only after the verdicts are safe.
+
+Around it, what keeps a worker honest: `/health` fails when the agent has died or work waits with no progress
+for `stall_timeout_s`; a timer watches that the topics the scorer writes to exist; a dead agent stops the
+process with a non-zero exit, so a supervisor restarts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -20,12 +26,14 @@ from faust.types import EventT, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
+from momoguard import topics
+from momoguard.errors import BrokerError
 from momoguard.settings import Settings
 from stream_app.dashboard import register_dashboard
-from stream_app.delivery import Deliverer, Headers
+from stream_app.delivery import Deliverer
 from stream_app.faust_monitor import BatchMonitor
 from stream_app.metrics import ScorerMetrics
-from stream_app.pipeline import BatchProcessor, Incoming
+from stream_app.pipeline import BatchProcessor, Headers, Incoming
 from stream_app.scoring import Scorer
 from training.errors import RegistryError
 from training.registry import LoadedModel, champion_version, load_version
@@ -33,6 +41,7 @@ from training.registry import LoadedModel, champion_version, load_version
 log = logging.getLogger(__name__)
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+EXIT_AGENT_DIED = 3
 
 
 @dataclass
@@ -45,6 +54,12 @@ class ScorerState:
     deliverer: Deliverer
     reload_failures: int = 0
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # last offset scored per partition
+    lag: int = 0  # messages behind, over the assigned partitions
+    last_batch_at: float = field(default_factory=time.monotonic)
+    crashed: str | None = None  # why the agent died, once it has
+    exit_code: int = 0
+    missing_topics: set[str] = field(default_factory=set)
+    stop_deadline: float | None = None  # monotonic time by which a stopping worker must have exited
 
     @property
     def version(self) -> str:
@@ -54,6 +69,47 @@ class ScorerState:
         """Swap the model. Called on the event loop, where no batch is ever half-scored (`process` is sync)."""
         self.processor.swap(scorer_for(model, self.settings))
         self.metrics.set_model(model.name, model.version, model.threshold, time.time())
+
+    def health(self, now: float | None = None) -> dict[str, Any]:
+        """Alive, stalled (work waits and nothing moved for `stall_timeout_s`) or crashed, with the evidence."""
+        now = time.monotonic() if now is None else now
+        progress = max(self.last_batch_at, self.deliverer.last_progress)
+        idle_for = now - progress
+        waiting = self.lag > 0 or self.deliverer.pending > 0
+        stalled = waiting and idle_for > self.settings.stall_timeout_s
+        self.metrics.stalled.set(1 if stalled else 0)
+        status = "crashed" if self.crashed else "stalled" if stalled else "alive"
+        report: dict[str, Any] = {
+            "status": status,
+            "lag": self.lag,
+            "unacknowledged": self.deliverer.pending,
+            "seconds_since_progress": round(idle_for, 1),
+        }
+        if self.crashed:
+            report["error"] = self.crashed
+        elif stalled:
+            report["error"] = self.deliverer.last_error or "no delivery error reported"
+        if self.missing_topics:
+            report["missing_topics"] = sorted(self.missing_topics)
+        return report
+
+    def progressed(self) -> None:
+        self.last_batch_at = time.monotonic()
+        self.metrics.last_progress.set(time.time())
+
+    def die(self, reason: str) -> None:
+        """The agent cannot go on: say so, fail /health, and stop the process with a non-zero exit."""
+        if self.crashed is None:
+            log.critical("the scoring agent died (%s): stopping the worker (exit %d)", reason, EXIT_AGENT_DIED)
+            self.crashed = reason
+            self.exit_code = EXIT_AGENT_DIED
+            os.kill(os.getpid(), signal.SIGTERM)  # the same bounded stop as an operator's SIGTERM
+
+    def drain_budget(self) -> float:
+        """Seconds a stopping agent may wait for its verdicts: what is left before the hard deadline, less a margin."""
+        if self.stop_deadline is None:
+            return self.settings.shutdown_timeout_s
+        return max(0.0, self.stop_deadline - time.monotonic() - 2.0)
 
 
 def scorer_for(model: LoadedModel, settings: Settings) -> Scorer:
@@ -88,8 +144,12 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         verdicts_topic=settings.topic_verdicts,
         dlq_topic=settings.topic_dlq,
         max_bytes=settings.max_message_bytes,
+        dlq_max_bytes=settings.dlq_max_bytes,
     )
-    state = ScorerState(settings, processor, metrics, Deliverer(settings.kafka_config()))
+    deliverer = Deliverer(
+        settings.kafka_config(), metrics, rescue=processor.undeliverable, attempts=settings.produce_attempts
+    )
+    state = ScorerState(settings, processor, metrics, deliverer)
     metrics.set_model(model.name, model.version, model.threshold, time.time())
 
     app = faust.App(
@@ -120,17 +180,33 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         batches = stream.take_events(settings.max_batch, within=settings.max_wait_s)  # type: ignore[attr-defined]
         try:
             async for events in batches:
-                _handle(app, state, events)
+                try:
+                    score_batch(app, state, events)
+                except Exception as error:  # a bug outside the per-message safety nets: never limp on silently
+                    log.exception("scoring a batch of %d failed", len(events))
+                    state.die(f"{type(error).__name__}: {error}")
+                    raise
                 await state.deliverer.wait_below()  # back-pressure while the broker is slow or away
                 yield None
         finally:
             # Stopping (SIGTERM, rebalance): every verdict produced so far is acknowledged and its events
-            # acked before Faust makes its final commit.
-            await state.deliverer.drain()
+            # acked before Faust makes its final commit, within the stop deadline; what is not acknowledged by
+            # then is not committed either, and is scored again by whoever reads the partition next.
+            if not await state.deliverer.drain(state.drain_budget()):
+                log.error(
+                    "%d records still unacknowledged at the stop deadline (%s); their offsets stay uncommitted",
+                    state.deliverer.pending,
+                    state.deliverer.last_error or "no delivery error reported",
+                )
 
     @app.timer(interval=5.0)
     async def lag_of_idle_partitions() -> None:
         refresh_lag(app, state)
+        state.health()  # keeps the stalled gauge current between scrapes
+
+    @app.timer(interval=5.0)
+    async def output_topics_exist() -> None:
+        await check_output_topics(state)
 
     @app.timer(interval=settings.reload_interval_s)
     async def reload_champion() -> None:
@@ -145,27 +221,30 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"status": "alive"})
+            report = state.health()
+            return self.json(report, status=200 if report["status"] == "alive" else 503)
 
     @app.page("/ready")
     class Ready(View):
         async def get(self, request: Request) -> Response:
             assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-            ready = bool(assigned)
-            body = {"ready": ready, "model_version": state.version, "partitions": assigned}
+            health = state.health()
+            ready = bool(assigned) and health["status"] == "alive" and not state.missing_topics
+            body = {"ready": ready, "model_version": state.version, "partitions": assigned, "health": health}
             return self.json(body, status=200 if ready else 503)
 
     register_dashboard(app, state)
     return app, state
 
 
-def _handle(app: faust.App, state: ScorerState, events: list[EventT]) -> None:
+def score_batch(app: faust.App, state: ScorerState, events: list[EventT]) -> None:
     """Score a batch and hand its records to the producer; its events are acked once all are acknowledged.
 
     take_events acks a batch's events when this body returns. Each event's message gets one more reference
     first (Faust's own refcount, as when a message feeds several streams), so that ack only brings it to
     one; the delivery callback releases the last reference, and only then is the offset committable.
     """
+    state.progressed()
     for event in events:
         event.message.incref()
     batch = [
@@ -216,15 +295,56 @@ def refresh_lag(app: faust.App, state: ScorerState) -> None:
                 state.metrics.lag.remove(tp[0], str(tp[1]))
             except KeyError:
                 pass
+    total = 0
     for topic, partition in assigned:
+        tp = faust.types.TP(topic, partition)
         try:
-            highwater = app.consumer.highwater(faust.types.TP(topic, partition))
+            highwater = app.consumer.highwater(tp)
         except Exception:  # partition revoked meanwhile: nothing to report
             continue
         done = state.positions.get((topic, partition))
-        if highwater is not None and done is not None:  # a partition counts once this worker has read from it
-            behind = highwater - (done + 1)
-            state.metrics.lag.labels(topic, str(partition)).set(max(0, behind))
+        if done is None:
+            # Not scored here yet: count from the group's committed offset (the next one to read), so a worker
+            # stuck before its first batch still shows its backlog. Faust keeps it in a private mapping.
+            committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            done = None if committed is None else committed - 1
+        if highwater is not None and done is not None:
+            behind = max(0, highwater - (done + 1))
+            state.metrics.lag.labels(topic, str(partition)).set(behind)
+            total += behind
+    state.lag = total
+
+
+async def check_output_topics(state: ScorerState) -> None:
+    """Say once when a topic the scorer writes to disappears (and recreate it if allowed), and when it is back.
+
+    Records for a missing topic wait in the producer (its retries have no limit), so nothing is lost: delivery
+    resumes by itself once the topic exists again.
+    """
+    settings = state.settings
+    loop = asyncio.get_running_loop()
+    try:
+        present = await loop.run_in_executor(None, topics.list_topics, settings, 5.0)
+    except BrokerError:
+        return  # the broker is away: the deliverer's retries and /health speak for that
+    for topic in (settings.topic_verdicts, settings.topic_dlq):
+        missing = topic not in present
+        state.metrics.topic_missing.labels(topic).set(1 if missing else 0)
+        if missing and topic not in state.missing_topics:
+            state.missing_topics.add(topic)
+            log.error(
+                "topic %r does not exist: its records wait in memory until it does (%s)",
+                topic,
+                "recreating it" if settings.recreate_missing_topics else "run `momoguard topics create`",
+            )
+        elif not missing and topic in state.missing_topics:
+            state.missing_topics.discard(topic)
+            log.warning("topic %r exists again: delivery resumes", topic)
+    if state.missing_topics and settings.recreate_missing_topics:
+        try:
+            await loop.run_in_executor(None, topics.create_topics, settings)
+        except BrokerError as error:
+            log.error("could not recreate %s: %s", ", ".join(sorted(state.missing_topics)), error)
 
 
 async def check_for_new_champion(state: ScorerState) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import faust
 import mode.loop
@@ -14,6 +18,9 @@ from momoguard.errors import MomoGuardError
 from momoguard.settings import Settings
 from training.errors import ModelNotFoundError, RegistryError
 from training.registry import LoadedModel, load_champion
+
+if TYPE_CHECKING:
+    from stream_app.app import ScorerState
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +65,7 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app, _ = build_app(settings, model, worker_index)
+    app, state = build_app(settings, model, worker_index)
     log.info(
         "worker %d scoring %s with %s v%s (threshold %.4f), web on %s:%d",
         worker_index,
@@ -69,4 +76,43 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
         settings.web_host,
         settings.web_port + worker_index,
     )
-    faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False).execute_from_commandline()
+    worker = BoundedStopWorker(state, app, loglevel=loglevel, quiet=True, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        code = stopped.code if isinstance(stopped.code, int) else 1
+    sys.exit(state.exit_code or code)
+
+
+class BoundedStopWorker(faust.Worker):
+    """A Faust worker whose stop (SIGTERM, SIGINT, a dead agent) ends the process within `shutdown_timeout_s`.
+
+    Faust's own stop waits for the broker: with traffic in flight until it returns, idle about a minute. Past
+    the deadline the process exits at once (code 1). That is safe: offsets are committed only for verdicts the
+    broker acknowledged, so whatever was still in flight is scored again after a restart.
+    """
+
+    def __init__(self, state: ScorerState, *services: Any, **kwargs: Any) -> None:
+        super().__init__(*services, **kwargs)
+        self._state = state
+
+    def _schedule_shutdown(self, signum: signal.Signals) -> None:
+        state = self._state
+        if state.stop_deadline is None:
+            timeout = state.settings.shutdown_timeout_s
+            state.stop_deadline = time.monotonic() + timeout
+            threading.Thread(target=_exit_after, args=(state, timeout), name="stop-deadline", daemon=True).start()
+        super()._schedule_shutdown(signum)
+
+
+def _exit_after(state: ScorerState, timeout: float) -> None:
+    time.sleep(timeout)
+    log.error(
+        "the worker did not stop within %.0f s (%d records unacknowledged; last error: %s): exiting now; "
+        "nothing unacknowledged was committed, so it is scored again after a restart",
+        timeout,
+        state.deliverer.pending,
+        state.deliverer.last_error or "none",
+    )
+    logging.shutdown()
+    os._exit(state.exit_code or 1)
