@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -99,6 +100,10 @@ class ScorerProcess:
                 time.sleep(0.5)
         pytest.fail(f"scorer not ready within {timeout} s: {self.log.read_text()[-2000:]}")
 
+    def health(self) -> dict[str, object]:
+        """The worker's /health report, whatever its status code."""
+        return get_json(f"{self.scorer.web}/health")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -121,6 +126,38 @@ def start_scorer(scorer_env: ScorerEnv, tmp_path: Path) -> Iterator[Callable[...
     for process in started:
         if process.proc.poll() is None:
             process.stop(signal.SIGKILL)
+
+
+def get_json(url: str) -> dict[str, object]:
+    """A JSON endpoint's body, also when it answers 503."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(orjson.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        return dict(orjson.loads(error.read()))
+
+
+def wait_committed_to_end(settings: Settings, timeout: float = 60.0) -> None:
+    """Wait until the scorer's group has committed every partition of the transactions topic to its end."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.consumer_group})
+    partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.transactions_partitions)]
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
+            committed = [tp.offset for tp in consumer.committed(partitions, timeout=10)]
+            behind = [(p.partition, c, e) for p, c, e in zip(partitions, committed, ends, strict=True) if c < e and e]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"offsets not committed to the end within {timeout} s: (partition, committed, end) {behind}"
+                )
+            time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 def produce(
