@@ -29,6 +29,8 @@ REQUIRED_ALERTS = {
     "MomoGuardLatencyP99High",
     "MomoGuardBlockRateUnusual",
     "MomoGuardModelStale",
+    "MomoGuardScorerStalled",
+    "MomoGuardOutputTopicMissing",
 }
 
 
