@@ -8,8 +8,9 @@ A record's outcome is one of: acknowledged by the broker; refused for good (too 
 the dead letter `rescue` gives for it, after `attempts` tries; or, when even that is refused, given up on,
 logged and counted (`momoguard_undeliverable_records_total`). One bad record never holds up the batches behind
 it. Failures that are not the record's fault (the broker away, a missing topic, timeouts) are retried without
-limit: the verdict is owed, and back-pressure stops the intake meanwhile. A producer that hits a fatal error
-(the idempotent producer's sequence lost) is replaced and its unacknowledged records produced again.
+limit (backing off to 30 s): the verdict is owed, and back-pressure stops the intake meanwhile. A producer that
+hits a fatal error (the idempotent producer's sequence lost) is replaced and its unacknowledged records produced
+again.
 """
 
 from __future__ import annotations
@@ -194,8 +195,11 @@ class Deliverer:
         if error.code() not in PERMANENT:
             if error.fatal():
                 self._fatal = error.str()
-            log.debug("a record to %s failed (%s); producing it again", record.topic, error.str())
-            asyncio.get_running_loop().call_later(self.retry_delay_s, self._produce, record, batch)
+            # Backing off per record keeps errors the broker returns at once (authorization) from spinning.
+            delay = min(30.0, self.retry_delay_s * 2 ** min(record.retries, 6))
+            record.retries += 1
+            log.debug("a record to %s failed (%s); producing it again in %.1f s", record.topic, error.str(), delay)
+            asyncio.get_running_loop().call_later(delay, self._produce, record, batch)
             return
         record.attempts += 1
         if record.attempts < self.attempts:

@@ -56,7 +56,8 @@ class Record:
     value: bytes
     headers: Headers | None = None
     source: Incoming | None = None
-    attempts: int = 0
+    attempts: int = 0  # refusals of the record itself (too large, invalid)
+    retries: int = 0  # transient failures (the broker away, a missing topic)
 
 
 @dataclass(slots=True)
