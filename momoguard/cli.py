@@ -28,6 +28,7 @@ app = typer.Typer(
 # Each package owns its commands (heavy imports stay inside the command functions, so --help is fast).
 app.add_typer(kafka_cli.kafka_app, name="kafka")
 app.add_typer(kafka_cli.topics_app, name="topics")
+app.add_typer(kafka_cli.offsets_app, name="offsets")
 app.command("train")(training_cli.train)
 app.command("evaluate")(training_cli.evaluate)
 app.add_typer(training_cli.models_app, name="models")
