@@ -257,9 +257,7 @@ async def check_for_new_champion(state: ScorerState) -> None:
     except RegistryError as error:  # unusable, or deleted since the alias was read
         state.refused[version] = seen
         state.metrics.reloads.labels("unusable").inc()
-        log.error(
-            "champion version %s is unusable, not loaded: %s; scoring on with version %s", version, error, state.version
-        )
+        log.error("new champion unusable, not loaded: %s; scoring on with version %s", error, state.version)
         return
     previous = state.version
     state.use(model)

@@ -179,9 +179,7 @@ def load_champion(settings: Settings, fall_back: bool = False) -> LoadedModel:
         except (ModelUnusableError, ModelNotFoundError) as error:
             logger.warning("cannot fall back to version %s either: %s", candidate, error)
             continue
-        logger.warning(
-            "champion %s unusable (%s); scoring with version %s, the last good champion", version, problem, candidate
-        )
+        logger.warning("champion unusable: %s; scoring with version %s, the last good champion", problem, candidate)
         return model
     raise ModelUnusableError(f"{problem}; and no earlier champion is usable")
 

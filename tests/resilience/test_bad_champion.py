@@ -96,9 +96,13 @@ def test_a_running_scorer_refuses_each_bad_champion_once_and_loads_the_next_good
     assert reloads(scorer_env) == {"loaded": 1.0, "unreachable": 0.0, "unusable": float(len(bad))}
     log = scorer.log.read_text()
     for kind, version in bad.items():
-        said = [line for line in log.splitlines() if f"champion version {version} is unusable" in line]
+        said = [
+            line
+            for line in log.splitlines()
+            if f"new champion unusable, not loaded: {own.model_name} version {version}: " in line
+        ]
         assert len(said) == 1, f"{kind}: said {len(said)} times"
-        assert BAD_VERSIONS[kind] in said[0] and "scoring on with version 1" in said[0]
+        assert BAD_VERSIONS[kind] in said[0] and said[0].endswith("; scoring on with version 1")
     assert "registry unreachable" not in log and "Traceback" not in log
     assert scorer.stop() == 0
 
@@ -121,7 +125,7 @@ def test_a_fresh_worker_starts_on_the_last_good_version_when_the_champion_is_bad
     wait_for(lambda: reloads(scorer_env)["unusable"] == 1, "the bad champion counted")
     log = scorer.log.read_text()
     (warning,) = [line for line in log.splitlines() if "the last good champion" in line]
-    assert "champion 2 unusable" in warning and "scoring with version 1" in warning
+    assert f"champion unusable: {own.model_name} version 2: " in warning and "scoring with version 1" in warning
     assert BAD_VERSIONS["corrupt model file"] in warning
     assert "Traceback" not in log
     assert scorer.stop() == 0

@@ -129,7 +129,8 @@ def test_an_unusable_champion_falls_back_along_the_previous_champion_chain(
         model = registry.load_champion(settings, fall_back=True)
     assert (model.version, model.threshold) == ("1", 0.5)
     (warning,) = [r.getMessage() for r in caplog.records if "last good champion" in r.getMessage()]
-    assert warning.startswith("champion 3 unusable") and "scoring with version 1" in warning
+    assert warning.startswith(f"champion unusable: {settings.model_name} version 3: ")
+    assert warning.endswith("; scoring with version 1, the last good champion")
     assert BAD_VERSIONS[kind] in warning
 
 
