@@ -28,6 +28,7 @@ app = typer.Typer(
 # Each package owns its commands (heavy imports stay inside the command functions, so --help is fast).
 app.add_typer(kafka_cli.kafka_app, name="kafka")
 app.add_typer(kafka_cli.topics_app, name="topics")
+app.add_typer(kafka_cli.offsets_app, name="offsets")
 app.command("train")(training_cli.train)
 app.command("evaluate")(training_cli.evaluate)
 app.add_typer(training_cli.models_app, name="models")
@@ -95,7 +96,9 @@ def main() -> None:
     """Console-script entry: run the CLI, turning expected failures into one line and an exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of a `typer.Exit` (or a command's `ctx.exit`) instead
+        # of exiting with it; dropping it would make every such failure exit 0.
+        code = app(standalone_mode=False)
     except typer.TyperException as error:  # bad arguments: the usage line and a one-line message
         show = getattr(error, "show", None)
         if show is not None:
@@ -115,3 +118,5 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

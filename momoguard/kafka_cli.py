@@ -1,15 +1,22 @@
-"""`momoguard kafka up|down|status` and `momoguard topics create`."""
+"""`momoguard kafka up|down|status`, `momoguard topics create` and `momoguard offsets show|skip`."""
 
 from __future__ import annotations
 
-import typer
-from rich.console import Console
+import json
+from dataclasses import asdict
+from typing import Annotated
 
-from momoguard import broker, topics
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from momoguard import broker, offsets, topics
 from momoguard.settings import Settings
 
 kafka_app = typer.Typer(help="Run the local Kafka broker (single-node KRaft, loopback only).", no_args_is_help=True)
 topics_app = typer.Typer(help="Manage MoMo Guard's Kafka topics.", no_args_is_help=True)
+offsets_app = typer.Typer(help="Show, or move by hand, the scorer group's committed offsets.", no_args_is_help=True)
 console = Console()
 
 
@@ -61,3 +68,46 @@ def create() -> None:
 def _print_outcome(outcome: dict[str, str]) -> None:
     for name, what in outcome.items():
         console.print(f"topic {name}: {what}")
+
+
+@offsets_app.command("show")
+def show_offsets(
+    topic: Annotated[str | None, typer.Argument(help="The topic (default: the transactions topic).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The scorer group's committed offset, the end offset and the lag of every partition."""
+    settings = Settings()
+    topic = topic or settings.topic_transactions
+    rows = offsets.positions(settings, topic)
+    if as_json:
+        partitions = [{**asdict(r), "lag": r.lag} for r in rows]
+        typer.echo(json.dumps({"group": settings.consumer_group, "topic": topic, "partitions": partitions}))
+        return
+    table = Table(title=f"group {settings.consumer_group} on {topic}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("partition", "committed", "start", "end", "lag"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        committed = "-" if r.committed is None else str(r.committed)
+        table.add_row(str(r.partition), committed, str(r.start), str(r.end), str(r.lag))
+    console.print(table)
+    console.print(f"lag {sum(r.lag for r in rows):,}; '-': nothing committed yet (reads from start)", highlight=False)
+
+
+@offsets_app.command("skip")
+def skip_offset(
+    topic: Annotated[str, typer.Argument(help="The topic, e.g. transactions.")],
+    partition: Annotated[int, typer.Argument(min=0, help="The partition.")],
+    offset: Annotated[int, typer.Argument(min=0, help="The offset of the message to skip.")],
+) -> None:
+    """Commit OFFSET+1 for the scorer's group, so the message at OFFSET is never scored (workers stopped)."""
+    settings = Settings()
+    done = offsets.skip(settings, topic, partition, offset)
+    skipped = done.now - done.first_skipped
+    what = f"offset {offset}" if skipped == 1 else f"offsets {done.first_skipped}..{offset} ({skipped} messages)"
+    was = "nothing" if done.was is None else str(done.was)
+    console.print(
+        f"group {settings.consumer_group} on {topic}:{partition}: committed {done.now} (was {was}); "
+        f"{what} will get no verdict",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from momoguard.errors import ConfigError
+from momoguard.errors import ConfigError, MomoGuardError
 from momoguard.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from replay.replayer import ReplayLog
 
 console = Console(stderr=True)
+
+
+class VerdictsMissingError(MomoGuardError):
+    """The replay ended with transactions that never got a verdict (the report is written all the same)."""
 
 
 def load_source(data: Path | None, rows: int | None, seed: int) -> pl.DataFrame:
@@ -74,7 +78,10 @@ def replay(
     summary = result["report"]
     print_summary(summary, path)
     if summary["missing"]:
-        raise typer.Exit(1)
+        raise VerdictsMissingError(
+            f"{summary['missing']:,} of {summary['sent']:,} transactions got no verdict within {wait:g} s "
+            f"(is `momoguard serve` running?); report {path}"
+        )
 
 
 def run_replay(settings: Settings, frame: pl.DataFrame, pace: Any, wait: float) -> dict[str, Any]:

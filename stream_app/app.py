@@ -35,8 +35,8 @@ from stream_app.faust_monitor import BatchMonitor
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Headers, Incoming
 from stream_app.scoring import Scorer
-from training.errors import RegistryError
-from training.registry import LoadedModel, champion_version, load_version
+from training.errors import RegistryError, RegistryUnreachableError
+from training.registry import TAG_FEATURE_SET, TAG_THRESHOLD, LoadedModel, champion, load_version
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class ScorerState:
     metrics: ScorerMetrics
     deliverer: Deliverer
     reload_failures: int = 0
+    refused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # unusable champions' tags
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # last offset scored per partition
     lag: int = 0  # messages behind, over the assigned partitions
     last_batch_at: float = field(default_factory=time.monotonic)
@@ -348,22 +349,43 @@ async def check_output_topics(state: ScorerState) -> None:
 
 
 async def check_for_new_champion(state: ScorerState) -> None:
-    """Poll the champion alias; load a new version off the event loop and swap it in between batches."""
+    """Poll the champion alias; load a new version off the event loop and swap it in between batches.
+
+    An unreachable registry is counted at every poll (the next poll retries). A champion that is unusable
+    (`registry.check_version`) is logged and counted once: the worker scores on with the model it has, and
+    tries that version again only when its threshold or feature set tag changes.
+    """
     loop = asyncio.get_running_loop()
     settings = state.settings
     try:
-        version = await loop.run_in_executor(None, champion_version, settings)
-        if version is None or version == state.version:
-            state.reload_failures = 0
-            return
-        model = await loop.run_in_executor(None, load_version, settings, version)
+        found = await loop.run_in_executor(None, champion, settings)
     except RegistryError as error:
-        state.reload_failures += 1
-        state.metrics.reloads.labels("failed").inc()
-        log.warning("registry unreachable (%s); scoring on with version %s", error, state.version)
+        _registry_unreachable(state, error)
+        return
+    state.reload_failures = 0
+    if found is None or str(found.version) == state.version:
+        return
+    version, tags = str(found.version), dict(found.tags)
+    seen = (tags.get(TAG_THRESHOLD), tags.get(TAG_FEATURE_SET))
+    if state.refused.get(version) == seen:
+        return  # already said why
+    try:
+        model = await loop.run_in_executor(None, load_version, settings, version)
+    except RegistryUnreachableError as error:
+        _registry_unreachable(state, error)
+        return
+    except RegistryError as error:  # unusable, or deleted since the alias was read
+        state.refused[version] = seen
+        state.metrics.reloads.labels("unusable").inc()
+        log.error("new champion unusable, not loaded: %s; scoring on with version %s", error, state.version)
         return
     previous = state.version
     state.use(model)
-    state.reload_failures = 0
     state.metrics.reloads.labels("loaded").inc()
     log.info("champion changed: now scoring with version %s (was %s)", model.version, previous)
+
+
+def _registry_unreachable(state: ScorerState, error: RegistryError) -> None:
+    state.reload_failures += 1
+    state.metrics.reloads.labels("unreachable").inc()
+    log.warning("registry unreachable (%s); scoring on with version %s", error, state.version)

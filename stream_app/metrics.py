@@ -29,6 +29,7 @@ _LATENCY_BUCKETS = (
     2.5,
     10,
 )
+RELOAD_OUTCOMES = ("loaded", "unreachable", "unusable")
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 # Score buckets: most genuine transactions score below 0.001 and the champion's threshold is often below 0.2, so the
 # low end gets decades (to see drift and where the threshold cuts) before steps of 0.05 and the confident top.
@@ -155,7 +156,9 @@ class ScorerMetrics:
         )
         for decision in ("block", "allow"):
             self.scored.labels(decision)
-        for outcome in ("loaded", "failed"):
+        # unreachable: a poll or a download failed, retried at the next poll; unusable: the champion fails
+        # `registry.check_version` (counted once per version), the worker keeps its model.
+        for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome)
 
     def set_model(self, name: str, version: str, threshold: float, loaded_at: float) -> None:

@@ -16,7 +16,7 @@ import mode.loop
 from momoguard import topics
 from momoguard.errors import MomoGuardError
 from momoguard.settings import Settings
-from training.errors import ModelNotFoundError, RegistryError
+from training.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
 from training.registry import LoadedModel, load_champion
 
 if TYPE_CHECKING:
@@ -30,17 +30,22 @@ class NoChampionError(MomoGuardError):
 
 
 def load_champion_with_retry(settings: Settings) -> LoadedModel:
-    """The champion; an unreachable registry is retried for `registry_retry_s`, a missing champion is not."""
+    """The champion, or the last good one when it is unusable (`registry.fallback_versions`).
+
+    An unreachable registry is retried for `registry_retry_s`; a missing champion, or no usable version, is not.
+    """
     deadline = time.monotonic() + settings.registry_retry_s
     delay = 1.0
     while True:
         try:
-            return load_champion(settings)
+            return load_champion(settings, fall_back=True)
         except ModelNotFoundError:
             raise NoChampionError(
                 f"no champion model {settings.model_name!r} in {settings.tracking_uri}: run `make train` first"
             ) from None
-        except RegistryError as error:
+        except ModelUnusableError as error:
+            raise NoChampionError(f"no usable model: {error}") from None
+        except RegistryUnreachableError as error:
             if time.monotonic() + delay > deadline:
                 raise NoChampionError(f"cannot load the champion: {error}") from None
             log.warning("registry not ready (%s); retrying in %.0f s", error, delay)

@@ -3,17 +3,27 @@
 API the scorer relies on (all take the process's one `Settings`; each builds its own
 `MlflowClient(tracking_uri=settings.tracking_uri)` and touches no global MLflow state):
 
-- `champion_version(settings) -> str | None`: the version the `champion` alias points at, or None. One
-  cheap registry call: poll it to hot-reload a new champion.
-- `load_champion(settings) -> LoadedModel` / `load_version(settings, version) -> LoadedModel`.
+- `champion(settings) -> ModelVersion | None` (with its tags) and `champion_version(settings) -> str | None`:
+  what the `champion` alias points at, or None. One cheap registry call: poll it to hot-reload a new champion.
+- `load_champion(settings, fall_back=False) -> LoadedModel` / `load_version(settings, version) -> LoadedModel`.
   `LoadedModel` has `name`, `version` (str), `threshold` (float; block when score >= threshold),
   `feature_set` (str, a name known to `schemas.features`), `booster` (a native `lightgbm.Booster`: call
   `booster.predict(X)` for fraud probabilities and `booster.predict(X, pred_contrib=True)` for per-feature
   log-odds contributions, last column the bias) and `feature_names` (the columns of X, in order).
   Build X with `schemas.features.build_features(frame, model.feature_set)`; `LoadedModel.score(frame)`
   does both steps.
-- Errors are `training.errors.RegistryError` (unreachable store, refused operation) and its subclass
-  `ModelNotFoundError` (no such model, version or alias), each with a one-line message.
+- Every version is checked by one rule, `check_version`, at register, promote (and rollback) and load: its
+  threshold is a finite number in (0, 1], its feature set is one `schemas.features` knows, its model file loads
+  as a LightGBM booster and the booster's feature names are the feature set's, in order. A version that fails
+  is never registered, never promoted and never scored with.
+- With `fall_back=True` (a starting scorer worker), an unusable champion gives way to the last good version:
+  first the `momoguard.previous_champion` chain (the champion it replaced, the one that one replaced, ...),
+  then the other versions that were champion (status `champion` or `retired`), newest first; versions rolled
+  back or rejected are never used (`fallback_versions`).
+- Errors, each with a one-line message, all `training.errors.RegistryError`: `RegistryUnreachableError` (the
+  tracking or artifact store did not answer: retry later), `ModelNotFoundError` (no such model, version or
+  alias), `ModelUnusableError` (the version fails `check_version`: retrying does not help), and the base class
+  itself for a refused operation (a rollback with nothing to go back to).
 
 Each model version carries the tags below (the threshold and feature set also sit in the logged model's
 metadata, as a fallback): `momoguard.threshold`, `momoguard.feature_set`, `momoguard.status`
@@ -24,10 +34,11 @@ metadata, as a fallback): `momoguard.threshold`, `momoguard.feature_set`, `momog
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +47,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from schemas.features import build_features, feature_names
-from training.errors import ModelNotFoundError, RegistryError
+from schemas.features import FEATURE_SETS, build_features, feature_names
+from training.errors import ModelNotFoundError, ModelUnusableError, RegistryError, RegistryUnreachableError
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -55,6 +66,9 @@ TAG_STATUS = "momoguard.status"
 TAG_REASON = "momoguard.reason"
 TAG_PREVIOUS = "momoguard.previous_champion"
 TAG_METRIC_PREFIX = "momoguard.test_"
+# Where a worker may fall back to: versions that were champion, unless taken out of service since.
+_ONCE_CHAMPION = ("champion", "retired")
+_OUT_OF_SERVICE = ("rolled_back", "rejected")
 
 
 @dataclass(frozen=True)
@@ -91,63 +105,161 @@ def check_reachable(settings: Settings) -> None:
                 pass
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise RegistryError(f"MLflow tracking server {uri} is unreachable: {reason}") from error
+            raise RegistryUnreachableError(f"MLflow tracking server {uri} is unreachable: {reason}") from error
     try:
         client(settings).search_experiments(max_results=1)
     except Exception as error:  # MLflow wraps store failures in many types; all mean "cannot use it"
-        raise RegistryError(f"MLflow tracking store {uri} is unusable: {_first_line(error)}") from error
+        raise RegistryUnreachableError(f"MLflow tracking store {uri} is unusable: {_first_line(error)}") from error
+
+
+def check_version(where: str, threshold: Any, feature_set: Any, booster_names: Sequence[str]) -> tuple[float, str]:
+    """The threshold and feature set of a version fit to score; ModelUnusableError saying what is wrong otherwise.
+
+    The one rule for register, promote and load. A NaN threshold lets every fraud through (no score is >= NaN)
+    and one of 0 or below blocks every customer, so only a finite number in (0, 1] passes.
+    """
+    if threshold is None:
+        raise ModelUnusableError(f"{where}: no threshold (tag {TAG_THRESHOLD})")
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ModelUnusableError(f"{where}: threshold {threshold!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ModelUnusableError(f"{where}: threshold {threshold!r} is not a finite number in (0, 1]")
+    if not isinstance(feature_set, str) or feature_set not in FEATURE_SETS:
+        known = ", ".join(FEATURE_SETS)
+        raise ModelUnusableError(f"{where}: unknown feature set {feature_set!r} (known: {known})")
+    expected = feature_names(feature_set)
+    names = list(booster_names)
+    if names != expected:
+        at = next((i for i, pair in enumerate(zip(names, expected, strict=False)) if pair[0] != pair[1]), None)
+        detail = f"column {at} is {names[at]!r}, not {expected[at]!r}" if at is not None else "columns missing or extra"
+        raise ModelUnusableError(
+            f"{where}: its booster's {len(names)} features are not the {len(expected)} of {feature_set!r} ({detail})"
+        )
+    return value, feature_set
+
+
+def champion(settings: Settings) -> ModelVersion | None:
+    """The version behind the `champion` alias, with its tags; None when there is no champion (or no model yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+    except Exception as error:  # MLflow wraps store failures in many types; all but "not found" mean unreachable
+        if isinstance(error, MlflowException) and _is_not_found(error):
+            return None
+        raise RegistryUnreachableError(f"cannot read the champion alias: {_first_line(error)}") from error
 
 
 def champion_version(settings: Settings) -> str | None:
     """The version behind the `champion` alias, or None when there is no champion (or no model yet)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client(settings).get_model_version_by_alias(settings.model_name, CHAMPION).version)
-    except MlflowException as error:
-        if _is_not_found(error):
-            return None
-        raise RegistryError(f"cannot read the champion alias: {_first_line(error)}") from error
+    found = champion(settings)
+    return None if found is None else str(found.version)
 
 
-def load_champion(settings: Settings) -> LoadedModel:
-    """The current champion, ready to score."""
+def load_champion(settings: Settings, fall_back: bool = False) -> LoadedModel:
+    """The current champion, ready to score.
+
+    With `fall_back`, an unusable champion gives way to the first usable version of `fallback_versions`, with a
+    warning naming both; ModelUnusableError when none is usable.
+    """
     version = champion_version(settings)
     if version is None:
         raise ModelNotFoundError(f"model {settings.model_name!r} has no champion yet: run `momoguard train`")
-    return load_version(settings, version)
+    try:
+        return load_version(settings, version)
+    except ModelUnusableError as error:
+        if not fall_back:
+            raise
+        problem = error
+    for candidate in fallback_versions(settings, version):
+        try:
+            model = load_version(settings, candidate)
+        except (ModelUnusableError, ModelNotFoundError) as error:
+            logger.warning("cannot fall back to version %s either: %s", candidate, error)
+            continue
+        logger.warning("champion unusable: %s; scoring with version %s, the last good champion", problem, candidate)
+        return model
+    raise ModelUnusableError(f"{problem}; and no earlier champion is usable")
+
+
+def fallback_versions(settings: Settings, unusable: str) -> list[str]:
+    """The versions to try, best first, when the champion `unusable` cannot score.
+
+    The `momoguard.previous_champion` chain from it (the champion it replaced, the one that one replaced, ...),
+    then every other version that was champion (status `champion` or `retired`), newest first. Versions rolled
+    back or rejected, and candidates never promoted, are left out.
+    """
+    try:
+        found = client(settings).search_model_versions(f"name = '{settings.model_name}'")
+    except Exception as error:
+        raise RegistryUnreachableError(f"cannot list {settings.model_name}: {_first_line(error)}") from error
+    tags = {str(v.version): dict(v.tags) for v in found}
+    chain: list[str] = []
+    at = tags.get(unusable, {}).get(TAG_PREVIOUS)
+    while at is not None and at in tags and at != unusable and at not in chain:
+        chain.append(at)
+        at = tags[at].get(TAG_PREVIOUS)
+    chain = [v for v in chain if tags[v].get(TAG_STATUS) not in _OUT_OF_SERVICE]
+    newest_first = sorted(tags, key=int, reverse=True)
+    return chain + [
+        v for v in newest_first if v not in (unusable, *chain) and tags[v].get(TAG_STATUS) in _ONCE_CHAMPION
+    ]
 
 
 def load_version(settings: Settings, version: str) -> LoadedModel:
-    """One registered version, ready to score."""
+    """One registered version, checked by `check_version` and ready to score."""
+    found = get_version(settings, version)
+    where = f"{settings.model_name} version {found.version}"
+    with tempfile.TemporaryDirectory(prefix="momoguard-model-") as tmp:
+        booster, metadata = _read_model(_download(settings, found, Path(tmp), where), where)
+    tags = dict(found.tags)
+    names = list(booster.feature_name())
+    threshold, feature_set = check_version(
+        where,
+        tags.get(TAG_THRESHOLD, metadata.get("threshold")),
+        tags.get(TAG_FEATURE_SET, metadata.get("feature_set")),
+        names,
+    )
+    return LoadedModel(settings.model_name, str(found.version), threshold, feature_set, booster, names)
+
+
+def _download(settings: Settings, found: ModelVersion, into: Path, where: str) -> Path:
     import mlflow
 
-    found = get_version(settings, version)
-    c = client(settings)
     try:
-        uri = c.get_model_version_download_uri(settings.model_name, found.version)
-        with tempfile.TemporaryDirectory(prefix="momoguard-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tmp, tracking_uri=settings.tracking_uri
+        uri = client(settings).get_model_version_download_uri(settings.model_name, found.version)
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(into), tracking_uri=settings.tracking_uri
             )
-            booster = mlflow.lightgbm.load_model(local)
-            metadata = mlflow.models.Model.load(Path(local) / "MLmodel").metadata or {}
-    except Exception as error:
-        raise RegistryError(
-            f"cannot load {settings.model_name} version {found.version}: {_first_line(error)}"
-        ) from error
-    tags = dict(found.tags)
-    threshold = tags.get(TAG_THRESHOLD, metadata.get("threshold"))
-    feature_set = tags.get(TAG_FEATURE_SET, metadata.get("feature_set"))
-    if threshold is None or feature_set is None:
-        raise RegistryError(f"{settings.model_name} version {found.version} has no threshold or feature set")
-    names = list(booster.feature_name())
-    if names != feature_names(str(feature_set)):
-        raise RegistryError(
-            f"{settings.model_name} version {found.version} was trained on features that "
-            f"schemas.features no longer builds for {feature_set!r}"
         )
-    return LoadedModel(settings.model_name, str(found.version), float(threshold), str(feature_set), booster, names)
+    except Exception as error:
+        if isinstance(error, FileNotFoundError) or _is_not_found(error):
+            raise ModelUnusableError(f"{where}: its model files are missing ({_first_line(error)})") from error
+        raise RegistryUnreachableError(f"cannot download {where}: {_first_line(error)}") from error
+
+
+def _read_model(local: Path, where: str) -> tuple[lgb.Booster, dict[str, Any]]:
+    """The booster and the metadata of a downloaded model; ModelUnusableError with the cause if unreadable."""
+    import mlflow
+
+    try:
+        logged = mlflow.models.Model.load(local / "MLmodel")
+        _check_lightgbm_text(local / logged.flavors["lightgbm"]["data"])
+        booster = mlflow.lightgbm.load_model(str(local))
+    except Exception as error:
+        raise ModelUnusableError(f"{where}: its model cannot be read: {_first_line(error)}") from error
+    return booster, dict(logged.metadata or {})
+
+
+def _check_lightgbm_text(path: Path) -> None:
+    # LightGBM's C++ loader prints "[LightGBM] [Fatal] ..." on stderr before it raises: refusing a file that is
+    # not a whole LightGBM text model here keeps the failure to the one line of the raised error.
+    text = path.read_bytes()
+    if not text.startswith(b"tree\n") or b"\nend of trees\n" not in text:
+        raise ValueError(f"{path.name} is not a complete LightGBM text model ({len(text):,} bytes)")
 
 
 def get_version(settings: Settings, version: str) -> ModelVersion:
@@ -159,10 +271,12 @@ def get_version(settings: Settings, version: str) -> ModelVersion:
         if version.isdigit():
             return c.get_model_version(settings.model_name, version)
         return c.get_model_version_by_alias(settings.model_name, version)
-    except MlflowException as error:
-        if _is_not_found(error):
+    except Exception as error:  # MLflow wraps store failures in many types; all but "not found" mean unreachable
+        if isinstance(error, MlflowException) and _is_not_found(error):
             raise ModelNotFoundError(f"model {settings.model_name!r} has no version {version!r}") from error
-        raise RegistryError(f"cannot read {settings.model_name} version {version}: {_first_line(error)}") from error
+        raise RegistryUnreachableError(
+            f"cannot read {settings.model_name} version {version}: {_first_line(error)}"
+        ) from error
 
 
 @contextmanager
@@ -213,14 +327,16 @@ def register(
 ) -> Registration:
     """Log a run (params, metrics, artifacts, LightGBM model with signature) and register it as a candidate.
 
-    On any failure the run is marked failed and a version created on the way is deleted, so the registry
-    never holds a half-registered model.
+    The version is checked (`check_version`) before anything is logged and loaded back once registered. On any
+    failure the run is marked failed and a version created on the way is deleted, so the registry never holds
+    a half-registered or unusable model.
     """
     import lightgbm as lgb
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
+    check_version(f"new {settings.model_name} version", threshold, feature_set, booster.feature_name())
     names = feature_names(feature_set)
     version: str | None = None
     with tracking(settings):
@@ -256,11 +372,14 @@ def register(
                 },
             )
             version = str(registered.version)
+            load_version(settings, version)  # what was logged loads back and passes the check
             mlflow.set_tag("momoguard.model_version", version)
         except BaseException as error:
             mlflow.end_run(status="FAILED")
             if version is not None:
                 _delete_quietly(settings, version)
+            if isinstance(error, RegistryError):
+                raise
             if isinstance(error, Exception):
                 raise RegistryError(f"registering the model failed: {_first_line(error)}") from error
             raise
@@ -277,8 +396,12 @@ def set_tags(settings: Settings, version: str, tags: dict[str, str]) -> None:
 
 
 def make_champion(settings: Settings, version: str, reason: str) -> str | None:
-    """Point `champion` at `version`, remembering the previous champion on it; returns that previous one."""
+    """Point `champion` at `version`, remembering the previous champion on it; returns that previous one.
+
+    An unusable version (`check_version`) is refused with ModelUnusableError and the alias stays where it is.
+    """
     found = get_version(settings, version)
+    _check_loads(settings, str(found.version), "cannot promote")
     previous = champion_version(settings)
     if previous == str(found.version):
         return previous
@@ -303,7 +426,7 @@ def rollback(settings: Settings) -> tuple[str, str]:
     previous = dict(get_version(settings, current).tags).get(TAG_PREVIOUS)
     if not previous:
         raise RegistryError(f"{settings.model_name} version {current} replaced no earlier champion")
-    get_version(settings, previous)  # it must still exist
+    _check_loads(settings, previous, "cannot roll back to")  # it must still exist and be usable
     c = client(settings)
     c.set_registered_model_alias(settings.model_name, CHAMPION, previous)
     c.set_model_version_tag(settings.model_name, current, TAG_STATUS, "rolled_back")
@@ -338,7 +461,7 @@ def list_versions(settings: Settings) -> list[VersionRow]:
     except MlflowException as error:
         if _is_not_found(error):
             return []
-        raise RegistryError(f"cannot list {settings.model_name}: {_first_line(error)}") from error
+        raise RegistryUnreachableError(f"cannot list {settings.model_name}: {_first_line(error)}") from error
     aliases: dict[str, list[str]] = {}
     for alias, version in (registered.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
@@ -359,6 +482,13 @@ def list_versions(settings: Settings) -> list[VersionRow]:
             )
         )
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
+
+
+def _check_loads(settings: Settings, version: str, refusal: str) -> None:
+    try:
+        load_version(settings, version)
+    except ModelUnusableError as error:
+        raise ModelUnusableError(f"{refusal} {error}") from error
 
 
 def _delete_quietly(settings: Settings, version: str) -> None:

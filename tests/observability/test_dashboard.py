@@ -55,7 +55,7 @@ def test_rates_are_over_the_last_ten_seconds(metrics: ScorerMetrics) -> None:
         "version": "7",
         "threshold": 0.42,
         "loaded_at": 1_700_000_000.0,
-        "reloads": {"loaded": 0, "failed": 0},
+        "reloads": {"loaded": 0, "unreachable": 0, "unusable": 0},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.observability.promql import (
     PROMETHEUS_DIR,
     PROMETHEUS_SERIES,
     RULES,
+    dashboard_queries,
     metric_names,
     recorded_names,
     rules,
@@ -51,6 +53,33 @@ def exported_series() -> set[str]:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
         names |= {family.name + suffix for suffix in suffixes}
     return names
+
+
+def preinitialised_label_values() -> dict[tuple[str, str], set[str]]:
+    """(series, label) -> values, for the labels a fresh ScorerMetrics exports before anything happens."""
+    known: dict[tuple[str, str], set[str]] = {}
+    for family in text_string_to_metric_families(generate_latest(ScorerMetrics().registry).decode()):
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                known.setdefault((sample.name, label), set()).add(value)
+    return known
+
+
+_SELECTOR = re.compile(r"(momoguard_\w+)\{([^}]*)\}")
+_EQUALS = re.compile(r'(\w+)\s*=\s*"([^"]*)"')  # label="value", not =~ or !=
+
+
+def test_rules_and_panels_match_only_label_values_the_scorer_exports() -> None:
+    known = preinitialised_label_values()
+    assert known[("momoguard_model_reloads_total", "outcome")] == {"loaded", "unreachable", "unusable"}
+    checked = 0
+    for expr in [rule["expr"] for rule in rules()] + [expr for _, expr in dashboard_queries()]:
+        for name, matchers in _SELECTOR.findall(expr):
+            for label, value in _EQUALS.findall(matchers):
+                if (name, label) in known:
+                    assert value in known[(name, label)], f"{name}{{{label}={value!r}}} is never exported"
+                    checked += 1
+    assert checked, "no label matcher checked"
 
 
 def test_promtool_accepts_the_config_and_finds_the_rule_files() -> None:

@@ -165,7 +165,7 @@ def test_scoring_goes_on_when_the_registry_goes_away(
     assert {str(v["model_version"]) for v in got.values} == {"1"}
     metrics = urlopen(f"{scorer_env.web}/metrics")
     failed = [
-        line for line in metrics.splitlines() if line.startswith('momoguard_model_reloads_total{outcome="failed"}')
+        line for line in metrics.splitlines() if line.startswith('momoguard_model_reloads_total{outcome="unreachable"}')
     ]
     assert failed and float(failed[0].split()[-1]) >= 1, "the lost registry was noticed (and scoring went on)"
     assert scorer.stop() == 0

@@ -101,7 +101,7 @@ def test_an_unreachable_registry_keeps_the_current_model(monkeypatch: pytest.Mon
     asyncio.run(check_for_new_champion(state))
     assert state.version == "7"
     assert state.reload_failures == 1
-    assert metrics.reloads.labels("failed")._value.get() == 1.0
+    assert metrics.reloads.labels("unreachable")._value.get() == 1.0
 
 
 def record_size(record: Record) -> int:
