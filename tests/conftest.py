@@ -1,20 +1,16 @@
-"""Shared fixtures: the real Kafka broker (MOMOGUARD_TEST_BOOTSTRAP, or started here), topic factories."""
+"""Fixtures of every test: the real Kafka broker (MOMOGUARD_TEST_BOOTSTRAP, or started here), topic factories."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from momoguard import broker
-from momoguard.settings import DEFAULT_RUN_DIR, PROJECT_ROOT
-
-SHARED_DIR = Path(os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim"))
-SAMPLES_DIR = SHARED_DIR / "samples"
+from momoguard.settings import DEFAULT_RUN_DIR
 
 
 def spare_broker_port(offset: int) -> int:

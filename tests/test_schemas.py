@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from replay.kaggle import SAMPLES_DIR
 from schemas import PAYSIM_COLUMNS, Transaction, TxType, Verdict
 from schemas.json_schema import rendered
-from tests.conftest import SAMPLES_DIR
 
 
 def _head_rows() -> list[dict[str, str]]:
