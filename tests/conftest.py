@@ -11,6 +11,25 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from momoguard import broker
 from momoguard.settings import DEFAULT_RUN_DIR
+from tests import processes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.mark_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No process a test started outlives the session: a leftover is named, stopped, and fails the run."""
+    left = processes.leftovers()
+    if not left:
+        return
+    processes.stop(left)
+    lines = [f"{len(left)} process(es) started by the tests still ran after the session (now stopped):"]
+    lines += [f"  pid {p.pid}: {p.command[:300]}" for p in left]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("\n".join(lines), red=True, bold=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def spare_broker_port(offset: int) -> int:

@@ -75,11 +75,20 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """Flows run against a throwaway Prefect database and server, one per test session."""
+    """Flows run against a throwaway Prefect database and server, one per test session.
+
+    Prefect's harness stops its server only when its own teardown gets that far, and a server whose start
+    timed out is left to atexit; here every temporary server Prefect knows of is stopped, whatever happened.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+    finally:
+        for server in list(SubprocessASGIServer._instances.values()):
+            server.stop()
 
 
 def write_paysim_csv(frame: pl.DataFrame, path: Path) -> Path:
