@@ -1,4 +1,4 @@
-"""Replay fixtures: the real Kaggle samples, and small generated months shared by the generator tests."""
+"""Replay fixtures: the real Kaggle samples, and small generated months that the generator tests reuse."""
 
 from __future__ import annotations
 
