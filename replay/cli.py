@@ -61,13 +61,12 @@ def generate(
         raise ConfigError("nothing to do: give --out PATH (.csv, .csv.gz or .parquet) and/or --report")
 
     from replay.fidelity import fidelity, load_samples
-    from replay.generator import check_memory, check_output, write_paysim
+    from replay.generator import check_output, write_paysim
     from replay.generator import generate as make_month
 
     if out is not None:
         check_output(out)
     real = load_samples(samples) if report else None
-    check_memory(steps, scale)
     console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
     started = time.perf_counter()
     frame = make_month(steps=steps, scale=scale, seed=seed)

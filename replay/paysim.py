@@ -194,8 +194,11 @@ def _open_raw(path: Path) -> BinaryIO:
 
 
 def _open_text(path: Path, kind: DataFormat) -> BinaryIO:
-    handle = _open_raw(path)
-    return gzip.GzipFile(fileobj=handle, mode="rb") if kind == "csv.gz" else handle  # type: ignore[return-value]
+    handle = _open_raw(path)  # its checks and errors, for a gzipped file too
+    if kind != "csv.gz":
+        return handle
+    handle.close()
+    return gzip.open(path, "rb")  # type: ignore[return-value]
 
 
 def _read_header(handle: BinaryIO, path: Path) -> None:

@@ -246,6 +246,8 @@ def evaluate(
     read = [data.from_file(path) for path in paths]
     frame = pl.concat([f for f, _ in read])
     reports = [r for _, r in read]
+    if frame.height == 0:  # nothing to measure: say how many rows were skipped, if any, rather than "no rows"
+        check_skipped(reports, settings.max_skipped_rows)
     data.check_labelled(frame, ", ".join(str(p) for p in paths))
     registry.check_reachable(settings)
     loaded = registry.load_champion(settings) if model == "champion" else registry.load_version(settings, model)
