@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUN_DIR = PROJECT_ROOT / ".run"
 
+# Seeds reach LightGBM, which takes a C int.
+MAX_SEED = 2**31 - 1
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -56,7 +59,7 @@ class Settings(BaseSettings):
     train_rows: int = Field(1_000_000, ge=1, description="About how many rows to generate when no CSV is given.")
     train_steps: int = Field(743, ge=3, description="How many hours (steps) of data to generate.")
     train_seed: int = Field(
-        0, ge=0, le=2**31 - 1, description="Seed of the data generator and the hyperparameter search."
+        0, ge=0, le=MAX_SEED, description="Seed of the data generator and the hyperparameter search."
     )
     max_skipped_rows: int = Field(
         0, ge=0, description="Malformed rows data may hold before train, evaluate or replay fail (all are reported)."

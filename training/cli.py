@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from momoguard.errors import ConfigError, MomoGuardError
-from momoguard.settings import Settings
+from momoguard.settings import MAX_SEED, Settings
 from momoguard.tables import Column, print_table
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ models_app = typer.Typer(
     help="List, promote and roll back registered fraud models.", no_args_is_help=True, rich_markup_mode=None
 )
 console = Console()
-# With --json, stdout holds only the JSON; what people read goes to stderr.
-console_err = Console(stderr=True)
 
 JSON_HELP = "Print the result as one JSON object (nothing else on stdout)."
 MAX_SKIPPED_HELP = "Malformed rows the data may hold before the command fails (default: MOMOGUARD_MAX_SKIPPED_ROWS, 0)."
@@ -68,7 +66,7 @@ def train(
     ] = None,
     rows: int | None = typer.Option(None, "--rows", min=1, help="About how many rows to generate."),
     steps: int | None = typer.Option(None, "--steps", min=3, help="How many hours (steps) to generate."),
-    seed: int | None = typer.Option(None, "--seed", min=0, max=2**31 - 1, help="Seed of the generator and the search."),
+    seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Seed of the generator and the search."),
     features: str | None = typer.Option(
         None, "--features", help="Feature set: pre_settlement (default) or post_settlement."
     ),
@@ -289,7 +287,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
     rows = registry.list_versions(settings)
     if as_json:
         print(_json({"model_name": settings.model_name, "registry": settings.tracking_uri, "versions": [
-            {**asdict(r), **{k: _number(getattr(r, k)) for k in ("threshold", "auprc", "fraud_amount_recall")}}
+            {**asdict(r), **{k: _tag_number(getattr(r, k)) for k in ("threshold", "auprc", "fraud_amount_recall")}}
             for r in rows
         ]}))  # fmt: skip
         return
@@ -312,7 +310,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
                 _num(r.fraud_amount_recall),
             ]
             for r in rows
-        ],  # fmt: skip
+        ],
         title=f"{settings.model_name} versions",
     )
     # Reasons are long sentences: one line each under the table reads better than a folded column.
@@ -322,7 +320,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
     console.print(f"registry: {settings.tracking_uri}", soft_wrap=True, highlight=False)
 
 
-def _number(text: str) -> float | str | None:
+def _tag_number(text: str) -> float | str | None:
+    """A registry tag for JSON: its number, or the text itself when it is not one (None when unset)."""
     if not text:
         return None
     try:
