@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -56,7 +57,7 @@ def column_widths(columns: Sequence[Column], rows: Sequence[Sequence[Text]], wid
     """Content width of each column so the table fits `width` with no number cut, or None if it cannot."""
 
     def longest(texts: list[str]) -> int:
-        return max((Text(t).cell_len for t in texts), default=0)
+        return max((cell_len(t) for t in texts), default=0)
 
     natural, least = [], []
     for i, column in enumerate(columns):
