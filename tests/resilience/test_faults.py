@@ -180,6 +180,7 @@ def test_two_workers_one_killed_the_other_takes_over(
     second = start_scorer("--worker-index", "1")
     first.wait_ready()
     deadline = time.monotonic() + 120
+    views: list[dict[str, object]] = []
     while time.monotonic() < deadline:
         try:
             views = [json.loads(urlopen(f"http://127.0.0.1:{scorer_env.settings.web_port + i}/ready")) for i in (0, 1)]
@@ -189,7 +190,8 @@ def test_two_workers_one_killed_the_other_takes_over(
             pass
         time.sleep(0.5)
     else:
-        pytest.fail("both workers never held partitions")
+        logs = "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-1500:]}" for w in (first, second))
+        pytest.fail(f"both workers never held partitions: {views}\n{logs}")
     report = tmp_path / "takeover.json"
     replay = replay_in_background(scorer_env.env, report, rows=8000, rate=1000, wait=150)
     time.sleep(3.0)
