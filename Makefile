@@ -11,8 +11,13 @@ UV := $(TOOLS)/bin/uv
 UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-# Tests reach the broker that `make test` starts through this one variable.
-KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+# The broker, for every target: `make <target> KAFKA_BOOTSTRAP=host:port` (or MOMOGUARD_KAFKA_BOOTSTRAP in the
+# environment or .env; KAFKA_BOOTSTRAP wins). Every command below reads it as MOMOGUARD_KAFKA_BOOTSTRAP; a local
+# broker (kafka-up, test, demo) is started on that port, with its own data under .run/kafka.
+ifdef KAFKA_BOOTSTRAP
+export MOMOGUARD_KAFKA_BOOTSTRAP := $(KAFKA_BOOTSTRAP)
+endif
+BOOTSTRAP_IN_FORCE = $(BIN)/python -c "from momoguard.settings import Settings; print(Settings().kafka_bootstrap)"
 
 .PHONY: help
 help: ## List the targets
@@ -137,7 +142,7 @@ test-deps: ## Install the system tools the tests use (promtool, prometheus, chro
 
 .PHONY: test
 test: setup test-deps ## Run the test suite against a real local broker (started and stopped here)
-	@export MOMOGUARD_KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP) MOMOGUARD_TEST_BOOTSTRAP=$(KAFKA_BOOTSTRAP); \
+	@export MOMOGUARD_TEST_BOOTSTRAP=$$($(BOOTSTRAP_IN_FORCE)); \
 	trap '$(BIN)/momoguard kafka down' EXIT; \
 	$(BIN)/momoguard kafka up; \
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -23,21 +23,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: wraps at any width and when piped, where Rich's boxes cut option names short.
+    rich_markup_mode=None,
 )
 
 # Each package owns its commands (heavy imports stay inside the command functions, so --help is fast).
-app.add_typer(kafka_cli.kafka_app, name="kafka")
-app.add_typer(kafka_cli.topics_app, name="topics")
-app.add_typer(kafka_cli.offsets_app, name="offsets")
-app.command("train")(training_cli.train)
-app.command("evaluate")(training_cli.evaluate)
-app.add_typer(training_cli.models_app, name="models")
-app.command("serve")(stream_cli.serve)
-app.command("generate")(replay_cli.generate)
-app.command("replay")(load_test.replay)
+# The short help of each fits the command list whole at 60 columns (click cuts a longer one with "...").
+app.add_typer(kafka_cli.kafka_app, name="kafka", short_help="Run the local Kafka broker (KRaft, loopback).")
+app.add_typer(kafka_cli.topics_app, name="topics", short_help="Create MoMo Guard's Kafka topics.")
+app.add_typer(kafka_cli.offsets_app, name="offsets", short_help="Show or move the scorer's offsets.")
+app.command("train", short_help="Train a model; promote it if it is better.")(training_cli.train)
+app.command("evaluate", short_help="Score labelled PaySim files; JSON metrics.")(training_cli.evaluate)
+app.add_typer(training_cli.models_app, name="models", short_help="List, promote, roll back fraud models.")
+app.command("serve", short_help="Score transactions, write verdicts.")(stream_cli.serve)
+app.command("generate", short_help="Generate a PaySim month; check fidelity.")(replay_cli.generate)
+app.command("replay", short_help="Load test: publish, measure the verdicts.")(load_test.replay)
 
 
-@app.command("bench")
+@app.command("bench", short_help="Benchmark scorer, latency, model, generator.")
 def bench(
     rows: int = typer.Option(200_000, min=1000, help="Backlog each scorer drains for the throughput figures."),
     latency_seconds: float = typer.Option(20.0, min=2, help="Seconds of steady replay at each offered rate."),
@@ -52,7 +55,7 @@ def bench(
     print(json.dumps({k: v for k, v in result.items() if k != "latency_detail"}, indent=2))
 
 
-@app.command("demo")
+@app.command("demo", short_help="Broker, model, scorer and a replay: the demo.")
 def demo(
     rows: int = typer.Option(50_000, min=100, help="Transactions to replay."),
     rate: float = typer.Option(1000.0, min=1, help="Steady offered rate, transactions per second."),
@@ -72,7 +75,7 @@ def demo(
     the_demo.run(settings, rows, rate, ["--rows", str(train_rows)] if train_rows else [])
 
 
-@app.command("config")
+@app.command("config", short_help="Print the settings in force.")
 def config(markdown: bool = typer.Option(False, help="Print the table of all settings instead.")) -> None:
     """Print the settings in force (secrets masked)."""
     from momoguard.config_table import markdown_table

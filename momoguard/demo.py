@@ -158,12 +158,21 @@ def run(settings: Settings, rows: int, rate: float, train_args: list[str]) -> No
         down(settings)
         raise
     minutes = (time.monotonic() - started) / 60
-    console.print(
-        f"\n[bold green]demo done[/] in {minutes:.1f} min, champion version {version}.\n"
-        f"  live dashboard:  http://{settings.web_host}:{settings.web_port}/dashboard\n"
-        f"  metrics:         http://{settings.web_host}:{settings.web_port}/metrics\n"
+    console.print(f"\n[bold green]demo done[/] in {minutes:.1f} min, champion version {version}.")
+    print_next_steps(console, settings)
+
+
+def print_next_steps(out: Console, settings: Settings) -> None:
+    """What to look at and run after the demo, one line each: commands are copied from here, so a long one
+    is left for the terminal to fold on screen rather than broken by a newline."""
+    web = f"http://{settings.web_host}:{settings.web_port}"
+    lines = [
+        f"  live dashboard:  {web}/dashboard",
+        f"  metrics:         {web}/metrics",
         f"  MLflow UI:       .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000"
-        "  (then http://127.0.0.1:5000)\n"
-        "  more traffic:    make replay ARGS='--rate 2000 --rows 100000'\n"
-        "  stop everything: make demo-down"
-    )
+        "  (then http://127.0.0.1:5000)",
+        "  more traffic:    make replay ARGS='--rate 2000 --rows 100000'",
+        "  stop everything: make demo-down",
+    ]
+    for line in lines:
+        out.print(line, soft_wrap=True, highlight=False, markup=False)

@@ -14,9 +14,13 @@ from rich.table import Table
 from momoguard import broker, offsets, topics
 from momoguard.settings import Settings
 
-kafka_app = typer.Typer(help="Run the local Kafka broker (single-node KRaft, loopback only).", no_args_is_help=True)
-topics_app = typer.Typer(help="Manage MoMo Guard's Kafka topics.", no_args_is_help=True)
-offsets_app = typer.Typer(help="Show, or move by hand, the scorer group's committed offsets.", no_args_is_help=True)
+kafka_app = typer.Typer(
+    help="Run the local Kafka broker (single-node KRaft, loopback only).", no_args_is_help=True, rich_markup_mode=None
+)
+topics_app = typer.Typer(help="Manage MoMo Guard's Kafka topics.", no_args_is_help=True, rich_markup_mode=None)
+offsets_app = typer.Typer(
+    help="Show, or move by hand, the scorer group's committed offsets.", no_args_is_help=True, rich_markup_mode=None
+)
 console = Console()
 
 
@@ -24,7 +28,7 @@ def _local(settings: Settings) -> broker.LocalBroker:
     return broker.LocalBroker.from_bootstrap(settings.kafka_bootstrap, settings.run_dir)
 
 
-@kafka_app.command("up")
+@kafka_app.command("up", short_help="Start the broker and wait until it answers.")
 def up(
     wait: float = typer.Option(90.0, min=1, help="Seconds to wait for the broker to answer."),
     create_topics: bool = typer.Option(True, help="Also create the topics."),
@@ -38,7 +42,7 @@ def up(
         _print_outcome(topics.create_topics(settings))
 
 
-@kafka_app.command("down")
+@kafka_app.command("down", short_help="Stop the broker this project started.")
 def down() -> None:
     """Stop the broker this project started (by its pid) and wait for it to exit."""
     local = _local(Settings())
@@ -46,7 +50,7 @@ def down() -> None:
     console.print(f"Kafka broker (pid {pid}) stopped" if pid else "no Kafka broker of ours is running")
 
 
-@kafka_app.command("status")
+@kafka_app.command("status", short_help="Bootstrap address, broker version, topics.")
 def status() -> None:
     """Print the bootstrap address, the broker's version and the topics."""
     settings = Settings()
@@ -59,7 +63,7 @@ def status() -> None:
     console.print("topics:    " + (", ".join(f"{n} ({p} partitions)" for n, p in found.items()) or "none"))
 
 
-@topics_app.command("create")
+@topics_app.command("create", short_help="Create the three topics (idempotent).")
 def create() -> None:
     """Create the transactions, verdicts and dead-letter topics (idempotent)."""
     _print_outcome(topics.create_topics(Settings()))

@@ -1,4 +1,4 @@
-"""One line naming the machine a benchmark ran on (CPU model, cores, memory, OS, Python)."""
+"""What the machine is: one line naming it for benchmarks, and the memory a job may still take."""
 
 from __future__ import annotations
 
@@ -22,3 +22,14 @@ def describe_machine() -> str:
         f"{model}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
+
+
+def available_memory_bytes() -> int:
+    """Memory the kernel can give a new job now (MemAvailable: free plus reclaimable cache)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

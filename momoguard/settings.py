@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUN_DIR = PROJECT_ROOT / ".run"
 
+# Seeds reach LightGBM, which takes a C int.
+MAX_SEED = 2**31 - 1
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -55,7 +58,12 @@ class Settings(BaseSettings):
     )
     train_rows: int = Field(1_000_000, ge=1, description="About how many rows to generate when no CSV is given.")
     train_steps: int = Field(743, ge=3, description="How many hours (steps) of data to generate.")
-    train_seed: int = Field(0, description="Seed of the data generator and the hyperparameter search.")
+    train_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed of the data generator and the hyperparameter search."
+    )
+    max_skipped_rows: int = Field(
+        0, ge=0, description="Malformed rows data may hold before train, evaluate or replay fail (all are reported)."
+    )
     validation_fraction: float = Field(
         0.15, gt=0, lt=1, description="Share of rows, in whole steps just before the test window, for validation."
     )
@@ -152,6 +160,11 @@ class Settings(BaseSettings):
             if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
                 raise ValueError("SASL needs MOMOGUARD_KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD to be set")
         return self
+
+    @classmethod
+    def overridden(cls, **values: Any) -> Settings:
+        """Settings from the environment with a command line's options on top (an option left out is None)."""
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
     @property
     def tracking_uri(self) -> str:

@@ -1,6 +1,8 @@
 """Derive the generator's calibration table from PaySim v1's parameter files and the real Kaggle samples.
 
-Run: python -m replay.calibrate --params <params-v1 dir> --samples <samples dir> [--out replay/calibration.json]
+Run: python -m replay.calibrate --params <params-v1 dir> [--samples <samples dir>] [--out replay/calibration.json]
+(--check compares instead of writing). The parameter tables are GPL-3.0 and stay outside the repository; the
+test suite checks the figures fitted on the samples alone, from the copies in tests/fixtures/paysim.
 
 The table holds figures computed here, not the source files: per hour of day the type mix and the amount
 mean and spread of each type; a per-step volume profile; per-day amount factors; quantiles of the initial
@@ -21,11 +23,20 @@ import numpy as np
 import polars as pl
 from scipy.stats import gamma, kstwobign
 
-from momoguard.errors import DataError
+from momoguard.errors import DataError, MomoGuardError
 from replay.calibration import amount_moments
 from replay.facts import chain_runs, ks_statistic
-from replay.kaggle import KAGGLE_FRAUD, KAGGLE_ROWS, KAGGLE_STEPS, KAGGLE_WHOLE_BALANCE_SHARE, TRANSFER_LIMIT
-from replay.paysim import TX_TYPES, load_paysim
+from replay.fidelity import load_samples
+from replay.kaggle import (
+    KAGGLE_FRAUD,
+    KAGGLE_ROWS,
+    KAGGLE_STEPS,
+    KAGGLE_WHOLE_BALANCE_SHARE,
+    SAMPLE_FILES,
+    SAMPLES_DIR,
+    TRANSFER_LIMIT,
+)
+from replay.paysim import TX_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +44,6 @@ DEFAULT_OUT = Path(__file__).with_name("calibration.json")
 AGGREGATE_FILE = "AggregateTransaction7386.csv"
 BALANCE_FILE = "initialBalanceClients7386.csv"
 REPETITION_FILE = "transferFreq4Mod.csv"
-SAMPLE_FILES = ("kaggle_head_step1.csv", "kaggle_steps45-95_fraud_enriched.csv")
 
 # The aggregate table's step 2 is day 1, hour 1; Kaggle's step 1 is the first hour with data, so Kaggle step
 # s reads aggregate step s + 1 and its hour of day is s % 24 (the convention feature code uses).
@@ -75,14 +85,29 @@ DESTINATION_CANDIDATES = 8
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry: derive the table and write it as JSON."""
+    """Command-line entry: derive the table and write it as JSON, or check the shipped one against it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, required=True, help="folder with PaySim v1 parameter files")
-    parser.add_argument("--samples", type=Path, required=True, help="folder with the Kaggle sample CSVs")
+    parser.add_argument(
+        "--samples", type=Path, default=SAMPLES_DIR, help="folder with the Kaggle sample CSVs (default: %(default)s)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--check", action="store_true", help="compare with --out instead of writing it; 1 if it differs"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    table = derive(args.params, args.samples)
+    try:
+        table = json.loads(json.dumps(derive(args.params, args.samples)))
+    except MomoGuardError as error:
+        parser.exit(1, f"error: {error}\n")
+    if args.check:
+        shipped = json.loads(args.out.read_text())
+        differ = sorted(k for k in table.keys() | shipped.keys() if table.get(k) != shipped.get(k))
+        if differ:
+            parser.exit(1, f"error: {args.out} differs from what the tables derive in: {', '.join(differ)}\n")
+        logger.info("%s is what the tables derive", args.out)
+        return
     args.out.write_text(json.dumps(table, indent=1) + "\n")
     logger.info("wrote %s", args.out)
 
@@ -90,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
 def derive(params_dir: Path, samples_dir: Path) -> dict[str, Any]:
     """The whole calibration table as a JSON-ready dict."""
     aggregate = _read_aggregate(params_dir / AGGREGATE_FILE)
-    samples = pl.concat([load_paysim(samples_dir / name) for name in SAMPLE_FILES])
+    samples = load_samples(samples_dir)
     volume, mix = _volume(aggregate)
     amount = _amounts(aggregate)
     for tx_type, fit in _kaggle_amount_fit(samples, amount).items():

@@ -11,10 +11,9 @@ import polars as pl
 
 from momoguard.errors import DataError
 from replay.facts import CENT, chain_facts, ks_statistic, type_facts
-from replay.kaggle import KAGGLE_FRAUD, TRANSFER_LIMIT, fraud_rate, type_shares
+from replay.kaggle import KAGGLE_FRAUD, SAMPLE_FILES, SAMPLES_DIR, TRANSFER_LIMIT, fraud_rate, type_shares
 from replay.paysim import TX_TYPES, load_paysim
 
-SAMPLE_FILES = ("kaggle_head_step1.csv", "kaggle_steps45-95_fraud_enriched.csv")
 # The window of the enriched sample: its amounts are compared with the generated rows of the same steps.
 KS_STEPS = (45, 95)
 
@@ -62,11 +61,11 @@ class FidelityReport:
         }
 
 
-def load_samples(samples_dir: Path) -> pl.DataFrame:
-    """The real Kaggle rows shared beside the project, as one frame."""
+def load_samples(samples_dir: Path = SAMPLES_DIR) -> pl.DataFrame:
+    """The real Kaggle sample rows (the repository's copies by default), as one frame."""
     missing = [name for name in SAMPLE_FILES if not (samples_dir / name).is_file()]
     if missing:
-        raise DataError(f"no Kaggle sample {missing[0]} in {samples_dir} (set MOMOGUARD_PAYSIM_SHARED)")
+        raise DataError(f"no Kaggle sample {missing[0]} in {samples_dir}")
     return pl.concat([load_paysim(samples_dir / name) for name in SAMPLE_FILES])
 
 

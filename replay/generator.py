@@ -10,9 +10,11 @@ destination balances PaySim logs (before the row, and as they stand at the end o
 
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 import polars as pl
@@ -29,6 +31,10 @@ CASH_IN, CASH_OUT, DEBIT, PAYMENT, TRANSFER = (TX_TYPES.index(t) for t in TX_TYP
 _NAME_LIMIT = 2**31 - 1
 # Rows of the CSV formatted and written at a time (bounds the memory of the text columns).
 _WRITE_BATCH = 500_000
+# Peak memory of `generate`, measured: 289-296 bytes per row at scale 0.25 and 1 (docs/BENCHMARKS.md), and the
+# per-step arrays; a little over, so a month that is refused would not have fitted.
+_BYTES_PER_ROW = 320
+_BYTES_PER_STEP = 256
 
 
 @dataclass
@@ -77,12 +83,38 @@ class _TransferWatch:
     mark: np.ndarray
 
 
-def check_arguments(steps: int, scale: float) -> None:
+def check_arguments(steps: int, scale: float, seed: int = 0) -> None:
     """Raise a one-line ConfigError for a month that cannot be generated."""
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     if not np.isfinite(scale) or scale <= 0:
         raise ConfigError(f"scale must be > 0, got {scale}")
+
+
+def check_memory(steps: int, scale: float) -> None:
+    """Raise a one-line ConfigError when the month would need more memory than the machine has available."""
+    from momoguard.machine import available_memory_bytes
+
+    rows = expected_rows(steps, scale)
+    needed = rows * _BYTES_PER_ROW + steps * _BYTES_PER_STEP
+    available = available_memory_bytes()
+    if needed > available:
+        fits = max(int((available - steps * _BYTES_PER_STEP) / _BYTES_PER_ROW), 0)
+        raise ConfigError(
+            f"{steps} steps at scale {scale:g} make about {rows:,} rows and need about {_size(needed)} of memory, "
+            f"but {_size(available)} is available: ask for at most ~{fits:,} rows (a smaller scale)"
+        )
+
+
+def _size(n_bytes: float) -> str:
+    """Bytes in decimal units, such as 23.4 GB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1000:
+            return f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
+    return f"{n_bytes:,.1f} TB"
 
 
 def expected_rows(steps: int = 743, scale: float = 1.0) -> int:
@@ -96,9 +128,11 @@ def expected_rows(steps: int = 743, scale: float = 1.0) -> int:
 def generate(steps: int = 743, scale: float = 1.0, seed: int = 0) -> pl.DataFrame:
     """A PaySim frame of `steps` hours at `scale` times the Kaggle volume; the same seed gives the same rows.
 
-    `--steps 743 --scale 1` is Kaggle size (about 6.36 million rows, 0.13 % fraud).
+    `--steps 743 --scale 1` is Kaggle size (about 6.36 million rows, 0.13 % fraud, ~1.9 GB at the peak).
+    A month that would not fit in the memory available is refused before anything is made.
     """
-    check_arguments(steps, scale)
+    check_arguments(steps, scale, seed)
+    check_memory(steps, scale)
     calibration = load_calibration()
     clients_rng, amounts_rng, accounts_rng, fraud_rng, names_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
@@ -110,19 +144,32 @@ def generate(steps: int = 743, scale: float = 1.0, seed: int = 0) -> pl.DataFram
     return _frame(rows, names_rng)
 
 
+OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def check_output(path: Path) -> str:
+    """The output's kind (one of OUTPUT_SUFFIXES); a one-line error for another name or a missing folder."""
+    name = Path(path).name.lower()
+    suffix = next((s for s in OUTPUT_SUFFIXES if name.endswith(s)), None)
+    if suffix is None:
+        raise ConfigError(f"output must end in {', '.join(OUTPUT_SUFFIXES)}, got {Path(path).name!r}")
+    if not Path(path).parent.is_dir():
+        raise DataError(f"output folder does not exist: {Path(path).parent}")
+    return suffix
+
+
 def write_paysim(frame: pl.DataFrame, path: Path) -> None:
-    """Write a PaySim frame as a Kaggle-format CSV (Java-style numbers such as 1.916920493E7) or Parquet."""
+    """Write a PaySim frame as a Kaggle-format CSV (Java-style numbers such as 1.916920493E7), gzipped or
+    not, or as Parquet (with its tx_id column); every reader of `replay.paysim` reads each of them back."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"output must end in .csv or .parquet, got {path.name!r}")
-    if not path.parent.is_dir():
-        raise DataError(f"output folder does not exist: {path.parent}")
+    suffix = check_output(path)
     if suffix == ".parquet":
         frame.write_parquet(path)
         return
     columns = [c for c in PAYSIM_SCHEMA if c != "tx_id"]
-    with path.open("wb") as handle:
+    gzipped = suffix == ".csv.gz"
+    opened = cast(IO[bytes], gzip.open(path, "wb", compresslevel=6)) if gzipped else path.open("wb")
+    with opened as handle:
         for offset in range(0, max(frame.height, 1), _WRITE_BATCH):
             batch = frame.slice(offset, _WRITE_BATCH).select(columns)
             batch = batch.with_columns(java_doubles(batch[c]) for c in MONEY_COLUMNS)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-# Rows and frauds per type in PS_20174392719_1491204439457_log.csv (shared data README).
+from momoguard.settings import PROJECT_ROOT
+
+# Two real extracts of the Kaggle file, kept in the repository (CC BY-SA 4.0: tests/fixtures/paysim/README.md).
+SAMPLES_DIR = PROJECT_ROOT / "tests" / "fixtures" / "paysim"
+SAMPLE_FILES = ("kaggle_head_step1.csv", "kaggle_steps45-95_fraud_enriched.csv")
+
+# Rows and frauds per type in PS_20174392719_1491204439457_log.csv (Kaggle's "Synthetic Financial Datasets
+# For Fraud Detection").
 KAGGLE_ROWS: dict[str, int] = {
     "CASH_IN": 1_399_284,
     "CASH_OUT": 2_237_500,

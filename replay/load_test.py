@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from momoguard.settings import Settings
+    from replay.paysim import ReadReport
     from replay.replayer import ReplayLog
 
 console = Console(stderr=True)
@@ -28,14 +29,13 @@ class VerdictsMissingError(MomoGuardError):
     """The replay ended with transactions that never got a verdict (the report is written all the same)."""
 
 
-def load_source(data: Path | None, rows: int | None, seed: int) -> pl.DataFrame:
-    """The rows to replay: a Kaggle-format CSV, or `rows` generated ones (100,000 by default)."""
+def load_source(data: Path | None, rows: int | None, seed: int, report: ReadReport | None = None) -> pl.DataFrame:
+    """The rows to replay, in step order: a PaySim file (CSV, .csv.gz, Parquet; what it skipped goes into
+    `report`), or `rows` generated ones (100,000 by default)."""
     if data is not None:
         from replay.paysim import load_paysim
 
-        if not data.is_file():
-            raise ConfigError(f"no such file: {data}")
-        frame = load_paysim(data)
+        frame = load_paysim(data, report=report, by_step=True)
         return frame.head(rows) if rows else frame
     from replay.generator import expected_rows, generate
 
@@ -47,7 +47,8 @@ def load_source(data: Path | None, rows: int | None, seed: int) -> pl.DataFrame:
 
 def replay(
     data: Annotated[
-        Path | None, typer.Option("--data", help="A Kaggle-format PaySim CSV; without it, data is generated.")
+        Path | None,
+        typer.Option("--data", help="A PaySim file (Kaggle CSV, .csv.gz or Parquet); without it, data is generated."),
     ] = None,
     rows: Annotated[int | None, typer.Option(min=1, help="How many transactions (default: 100,000 generated).")] = None,
     rate: Annotated[float | None, typer.Option(min=1, help="Steady offered rate, transactions per second.")] = None,
@@ -56,27 +57,48 @@ def replay(
         float | None, typer.Option(min=0.0001, help="Replay PaySim time: one step (hour) lasts this many seconds.")
     ] = None,
     wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for missing verdicts after sending.")] = 60.0,
-    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 0,
-    report: Annotated[Path | None, typer.Option(help="Report path (default reports/replay-<time>.json).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the generated data.")] = 0,
+    max_skipped: Annotated[
+        int | None,
+        typer.Option("--max-skipped", min=0, help="Malformed rows --data may hold before the exit code is 1."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Report path (default reports/replay-<time>.json).", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of the summary.")] = False,
 ) -> None:
-    """Load test: publish transactions to Kafka at a steady rate and measure the verdicts that come back."""
+    """Load test: publish transactions to Kafka at a steady rate and measure the verdicts that come back.
+
+    Rows of the data file skipped as malformed are counted in the report (under input); when more are
+    skipped than allowed, the exit code is 1, as it is when a verdict is missing.
+    """
     from momoguard.settings import Settings
 
     chosen = [name for name, on in (("--rate", rate), ("--max", max_rate), ("--speedup", speedup)) if on]
     if len(chosen) > 1:
         raise ConfigError(f"choose one of --rate, --max, --speedup (got {' and '.join(chosen)})")
-    settings = Settings()
+    settings = Settings.overridden(max_skipped_rows=max_skipped)
+    from replay.paysim import ReadReport, check_data_file, check_skipped
     from replay.replayer import Pace, check_broker
 
-    check_broker(settings)  # fail in seconds, before generating data
-    frame = load_source(data, rows, seed)
+    if data is not None:
+        check_data_file(data)
+    check_broker(settings)  # fail in seconds, before reading or generating data
+    read = ReadReport(data) if data is not None else None
+    frame = load_source(data, rows, seed, read)
     pace = Pace(rate=rate if rate else (None if max_rate or speedup else 1000.0), speedup=speedup)
     result = run_replay(settings, frame, pace, wait)
+    summary = result["report"]
+    summary["input"] = read.to_dict() if read is not None else {"generated": frame.height, "seed": seed}
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = report or PROJECT_ROOT / "reports" / f"replay-{stamp}.json"
     write_outputs(result, path)
-    summary = result["report"]
-    print_summary(summary, path)
+    if as_json:
+        typer.echo(json.dumps(_finite(summary)))
+    else:
+        print_summary(summary, path)
+    if read is not None:
+        check_skipped([read], settings.max_skipped_rows)
     if summary["missing"]:
         raise VerdictsMissingError(
             f"{summary['missing']:,} of {summary['sent']:,} transactions got no verdict within {wait:g} s "
@@ -160,7 +182,7 @@ def plot_latency(log: ReplayLog, path: Path) -> None:
 
 
 def print_summary(summary: dict[str, Any], path: Path) -> None:
-    out = Console()
+    out = Console(soft_wrap=True)  # paths and figures stay on their line, to be copied whole
     lat = summary["latency_ms"]
     c = summary["confusion"]
 
@@ -186,4 +208,7 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
         f"fraud-amount recall {pct(summary['fraud_amount_recall'])}"
     )
     out.print(f"model versions: {summary['model_versions']}")
+    source = summary.get("input", {})
+    if "skipped" in source:
+        out.print(f"input: {source['path']}: {source['rows']:,} rows read, {source['skipped']:,} skipped as malformed")
     out.print(f"report: {path}  plot: {path.with_suffix('.png')}")

@@ -22,11 +22,13 @@ def serve(
     if web_port is not None:
         os.environ["MOMOGUARD_WEB_PORT"] = str(web_port)
     settings = Settings()
-    if workers == 1:
-        from stream_app.worker import run_worker
+    from stream_app.worker import check_web_port, run_worker
 
+    if workers == 1:
         run_worker(settings, worker_index)
         return
+    for index in range(workers):  # each worker checks its own too; here one taken port stops them all at once
+        check_web_port(settings.web_host, settings.web_port + index)
     _supervise(workers)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -14,7 +16,7 @@ import faust
 import mode.loop
 
 from momoguard import topics
-from momoguard.errors import MomoGuardError
+from momoguard.errors import ConfigError, MomoGuardError
 from momoguard.settings import Settings
 from training.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
 from training.registry import LoadedModel, load_champion
@@ -53,6 +55,24 @@ def load_champion_with_retry(settings: Settings) -> LoadedModel:
             delay = min(delay * 2, 10.0)
 
 
+def check_web_port(host: str, port: int) -> None:
+    """A one-line ConfigError when the web port is taken, found before the champion is loaded.
+
+    The probe binds as the web server will (SO_REUSEADDR, as aiohttp does), so a port left in TIME_WAIT by a
+    stopped scorer is free here too; the port is released at once for the server to take.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            why = "already in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+            raise ConfigError(
+                f"web port {host}:{port} is {why}: stop what holds it or choose another (--web-port or "
+                "MOMOGUARD_WEB_PORT)"
+            ) from None
+
+
 # A reload poll must fail in seconds, not after MLflow's default minutes of retries: the next poll retries.
 REGISTRY_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
@@ -61,6 +81,7 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     """Run one worker until SIGTERM/SIGINT; exits the process (0 on a clean stop)."""
     from stream_app.app import build_app
 
+    check_web_port(settings.web_host, settings.web_port + worker_index)
     for name, value in REGISTRY_CLIENT_ENV.items():
         os.environ.setdefault(name, value)
     # uvloop: Faust's per-event path is event-loop bound (tasks, futures, call_soon); measured ~1.5x here.

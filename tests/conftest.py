@@ -1,20 +1,35 @@
-"""Shared fixtures: the real Kafka broker (MOMOGUARD_TEST_BOOTSTRAP, or started here), topic factories."""
+"""Fixtures of every test: the real Kafka broker (MOMOGUARD_TEST_BOOTSTRAP, or started here), topic factories."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from momoguard import broker
-from momoguard.settings import DEFAULT_RUN_DIR, PROJECT_ROOT
+from momoguard.settings import DEFAULT_RUN_DIR
+from tests import processes
 
-SHARED_DIR = Path(os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim"))
-SAMPLES_DIR = SHARED_DIR / "samples"
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.mark_session()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No process a test started outlives the session: a leftover is named, stopped, and fails the run."""
+    left = processes.leftovers()
+    if not left:
+        return
+    processes.stop(left)
+    lines = [f"{len(left)} process(es) started by the tests still ran after the session (now stopped):"]
+    lines += [f"  pid {p.pid}: {p.command[:300]}" for p in left]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("\n".join(lines), red=True, bold=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def spare_broker_port(offset: int) -> int:

@@ -10,15 +10,15 @@ import numpy as np
 import polars as pl
 
 from momoguard.settings import Settings
+from replay.kaggle import SAMPLES_DIR
 from schemas.features import build_features, feature_names
 from schemas.frame import FRAME_SCHEMA
 from schemas.transaction import PAYSIM_COLUMNS
-from tests.conftest import SAMPLES_DIR
 from training import registry
 
 
 def sample_frame() -> pl.DataFrame:
-    """The two shared Kaggle samples as one PaySim frame with tx_ids."""
+    """The two real Kaggle samples as one PaySim frame with tx_ids (s0, s1, ...)."""
     schema = {c: FRAME_SCHEMA[c] for c in PAYSIM_COLUMNS}
     frames = [pl.read_csv(path, schema=schema) for path in sorted(SAMPLES_DIR.glob("kaggle_*.csv"))]
     frame = pl.concat(frames)

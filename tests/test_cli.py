@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,43 @@ def test_helper_modules_reject_unknown_arguments(module: str) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "error:" in done.stderr
     assert (PROJECT_ROOT / "README.md").read_bytes() == readme
+
+
+def assert_single_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """Non-zero, no traceback, and exactly one line saying what is wrong; returns it."""
+    assert_one_line_error(done)
+    errors = [line for line in done.stderr.splitlines() if line.lower().startswith("error")]
+    assert len(errors) == 1, done.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_web_port_in_use_is_one_line_before_anything_starts(workers: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No broker and no registry: the port is checked first.
+        env = {"MOMOGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "MOMOGUARD_RUN_DIR": str(tmp_path / "run")}
+        done = run("serve", "--workers", workers, "--web-port", str(port), env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: web port 127.0.0.1:{port} is already in use: stop what holds it or choose another "
+        "(--web-port or MOMOGUARD_WEB_PORT)"
+    )
+
+
+def test_a_negative_seed_is_one_line_for_every_command() -> None:
+    for args in (["generate", "--out", "x.csv"], ["replay"], ["train"]):
+        line = assert_single_error_line(run(*args, "--seed", "-1", env={"MOMOGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1"}))
+        assert "--seed" in line, args
+
+
+def test_make_targets_use_the_broker_named_on_the_command_line(kafka_bootstrap: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MOMOGUARD_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "kafka-status", f"KAFKA_BOOTSTRAP={kafka_bootstrap}"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"bootstrap: {kafka_bootstrap}" in done.stdout  # not the default 127.0.0.1:9092

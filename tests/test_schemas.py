@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from replay.kaggle import SAMPLES_DIR
 from schemas import PAYSIM_COLUMNS, Transaction, TxType, Verdict
 from schemas.json_schema import SCHEMA_DIR, rendered
 from schemas.transaction import ALIASES
-from tests.conftest import SAMPLES_DIR
 from tests.scorer_models import typed
 
 

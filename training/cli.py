@@ -7,58 +7,84 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from momoguard.errors import ConfigError
-from momoguard.settings import Settings
+from momoguard.errors import ConfigError, MomoGuardError
+from momoguard.settings import MAX_SEED, Settings
+from momoguard.tables import Column, print_table
 
 if TYPE_CHECKING:
     from training.flow import RetrainResult
 
-models_app = typer.Typer(help="List, promote and roll back registered fraud models.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List, promote and roll back registered fraud models.", no_args_is_help=True, rich_markup_mode=None
+)
 console = Console()
 
+JSON_HELP = "Print the result as one JSON object (nothing else on stdout)."
+MAX_SKIPPED_HELP = "Malformed rows the data may hold before the command fails (default: MOMOGUARD_MAX_SKIPPED_ROWS, 0)."
+
 _QUIET = ("alembic", "mlflow", "prefect", "httpx", "urllib3", "git")
+
+
+class _ExpectedFailure(logging.Filter):
+    """Drops Prefect's traceback of a flow or task that failed with a MomoGuardError: the CLI prints that
+    error as its one line. Unexpected failures keep their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], MomoGuardError))
 
 
 def _quiet_libraries() -> None:
     # Their INFO lines (database migrations, HTTP calls) bury the few lines a user wants to read.
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+        logging.getLogger(name).addFilter(_EXPECTED_FAILURE)
+
+
+_EXPECTED_FAILURE = _ExpectedFailure()
 
 
 def train(
     csv: Annotated[
         Path | None,
-        typer.Argument(help="A labelled PaySim CSV (Kaggle header). Without it, data is generated."),
+        typer.Argument(
+            help="A labelled PaySim file: Kaggle CSV, .csv.gz or Parquet. Without it, data is generated.",
+            show_default=False,
+        ),
     ] = None,
     rows: int | None = typer.Option(None, "--rows", min=1, help="About how many rows to generate."),
     steps: int | None = typer.Option(None, "--steps", min=3, help="How many hours (steps) to generate."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the generator and the search."),
+    seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Seed of the generator and the search."),
     features: str | None = typer.Option(
         None, "--features", help="Feature set: pre_settlement (default) or post_settlement."
     ),
     trials: int | None = typer.Option(None, "--trials", min=1, help="Hyperparameter trials."),
     time_budget: float | None = typer.Option(None, "--time-budget", min=1, help="Search budget in seconds."),
+    max_skipped: int | None = typer.Option(None, "--max-skipped", min=0, help=MAX_SKIPPED_HELP),
     serve: bool = typer.Option(
         False, "--serve", help="Serve the flow on MOMOGUARD_RETRAIN_CRON instead (needs a Prefect server)."
     ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run the retrain flow: train a challenger, register it, promote it if it beats the champion."""
     _quiet_libraries()
-    overrides: dict[str, Any] = {
-        "train_rows": rows, "train_steps": steps, "train_seed": seed, "feature_set": features,
-        "tuning_trials": trials, "tuning_time_budget_s": time_budget,
-    }  # fmt: skip
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings.overridden(
+        train_rows=rows, train_steps=steps, train_seed=seed, feature_set=features, tuning_trials=trials,
+        tuning_time_budget_s=time_budget, max_skipped_rows=max_skipped,
+    )  # fmt: skip
+    _check_inputs(settings, csv)  # in seconds, before Prefect takes its time to start
     from training.flow import retrain
 
     if serve:
@@ -66,18 +92,37 @@ def train(
         return
     with _local_prefect(settings):
         result = retrain(csv=str(csv) if csv else None, settings=settings)
-    _print_result(result)
+    if as_json:
+        print(_json(_result_dict(result)))
+    else:
+        _print_result(result)
+
+
+def _check_inputs(settings: Settings, path: Path | None) -> None:
+    """What the flow would find wrong with the data file or the registry, found before the flow starts."""
+    from training import data, registry
+
+    if path is not None:
+        frame, _ = data.labelled_file(path, settings.max_skipped_rows)
+        data.split_by_step(frame, settings.validation_fraction, settings.test_fraction)
+    registry.check_reachable(settings)
 
 
 @contextmanager
 def _local_prefect(settings: Settings) -> Iterator[None]:
     """With no Prefect server configured, Prefect starts a temporary one: keep its database in the run
-    folder (the shared ~/.prefect one may be locked by other processes) and give it time to start."""
+    folder (the shared ~/.prefect one may be locked by other processes), give it time to start, and make
+    sure it stops with this process.
+
+    Prefect stops that server at exit; a SIGTERM would end the process without running exit handlers and
+    leave the server behind, so SIGTERM exits the Python way here (143, as a shell reports it).
+    """
     from prefect.settings import get_current_settings, temporary_settings
 
     if get_current_settings().api.url:
         yield
         return
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     folder = settings.run_dir / "prefect"
     folder.mkdir(parents=True, exist_ok=True)
     defaults = {
@@ -88,6 +133,10 @@ def _local_prefect(settings: Settings) -> Iterator[None]:
     }
     with temporary_settings(set_defaults=defaults):
         yield
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(settings: Settings, csv: Path | None) -> None:
@@ -110,42 +159,93 @@ def _serve(settings: Settings, csv: Path | None) -> None:
 
 def _print_result(result: RetrainResult) -> None:
     e = result.evaluation
-    console.print(f"data: {result.data_source}")
+    console.print(f"data: {result.data_source}", soft_wrap=True, highlight=False)
     for window in result.windows:
         console.print(f"  {window}")
-    table = Table(title=f"Test window ({result.trials} trials, {result.training_seconds:.0f}s of search)")
-    table.add_column("feature set")
-    for name in ("AUPRC", "ROC AUC", "precision", "recall", "F1", "false-block rate", "fraud-amount recall"):
-        table.add_column(name, justify="right")
-    rows = [(f"{result.feature_set} (v{result.version})", e.test)]
+    measured = [(f"{result.feature_set} (v{result.version})", e.test)]
     if e.other_feature_set is not None:
-        rows.append((f"{e.other_feature_set[0]} (compared)", e.other_feature_set[1]))
-    for label, m in rows:
-        table.add_row(
-            label, f"{m.auprc:.5f}", f"{m.roc_auc:.5f}", f"{m.precision:.4f}", f"{m.recall:.4f}",
-            f"{m.f1:.4f}", f"{m.false_block_rate:.6f}", f"{m.fraud_amount_recall:.4f}",
-        )  # fmt: skip
-    console.print(table)
+        measured.append((f"{e.other_feature_set[0]} (compared)", e.other_feature_set[1]))
+    # One row per metric, one column per model: narrow enough for any terminal, however many metrics.
+    print_table(
+        console,
+        [Column("metric", text=True), *(Column(label) for label, _ in measured)],
+        [[name, *(f"{getattr(m, key):.{digits}f}" for _, m in measured)] for name, key, digits in _METRICS],
+        title=f"Test window ({result.trials} trials, {result.training_seconds:.0f}s of search)",
+    )
     console.print(f"threshold: {e.threshold:.6f} (block when score >= threshold)")
     verdict = "promoted to champion" if result.promoted else "not promoted"
-    console.print(f"{result.model_name} version {result.version}: {verdict}: {result.reason}")
-    console.print(f"champion now: {result.champion or 'none'}; run {result.run_id}")
+    console.print(f"{result.model_name} version {result.version}: {verdict}: {result.reason}", soft_wrap=True)
+    console.print(f"champion now: {result.champion or 'none'}; run {result.run_id}", soft_wrap=True)
+
+
+# The metrics train prints: (name, Metrics attribute, decimals).
+_METRICS = (
+    ("AUPRC", "auprc", 5),
+    ("ROC AUC", "roc_auc", 5),
+    ("precision", "precision", 4),
+    ("recall", "recall", 4),
+    ("F1", "f1", 4),
+    ("false-block rate", "false_block_rate", 6),
+    ("fraud-amount recall", "fraud_amount_recall", 4),
+)
+
+
+def _result_dict(result: RetrainResult) -> dict[str, Any]:
+    e = result.evaluation
+    other = e.other_feature_set
+    return {
+        "model_name": result.model_name,
+        "version": result.version,
+        "run_id": result.run_id,
+        "promoted": result.promoted,
+        "reason": result.reason,
+        "champion": result.champion,
+        "feature_set": result.feature_set,
+        "data_source": result.data_source,
+        "windows": result.windows,
+        "trials": result.trials,
+        "training_seconds": result.training_seconds,
+        "threshold": e.threshold,
+        "validation": e.validation.as_dict(),
+        "test": e.test.as_dict(),
+        "compared": None if other is None else {"feature_set": other[0], "test": other[1].as_dict()},
+    }
+
+
+def _json(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()  # NaN (an unmeasured figure) becomes null
 
 
 def evaluate(
-    paths: Annotated[list[Path], typer.Argument(help="Labelled PaySim CSV file(s) (Kaggle header), scored as one.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Labelled PaySim file(s): Kaggle CSV, .csv.gz or Parquet, scored as one.", show_default=False
+        ),
+    ],
     model: str = typer.Option("champion", "--model", help="`champion` or a version number."),
+    max_skipped: int | None = typer.Option(None, "--max-skipped", min=0, help=MAX_SKIPPED_HELP),
 ) -> None:
-    """Score labelled PaySim CSV(s) with a registered model and print the metrics as one JSON object."""
+    """Score labelled PaySim file(s) with a registered model and print the metrics as one JSON object.
+
+    Rows skipped as malformed are counted in the JSON (rows_skipped, and per file under files); when more
+    are skipped than allowed, the exit code is 1, after the JSON.
+    """
     _quiet_libraries()
-    import orjson
     import polars as pl
 
+    from replay.paysim import check_skipped
     from training import data, registry
     from training.evaluate import measure
 
-    settings = Settings()
-    frame = pl.concat([data.from_csv(path) for path in paths])
+    settings = Settings.overridden(max_skipped_rows=max_skipped)
+    read = [data.from_file(path) for path in paths]
+    frame = pl.concat([f for f, _ in read])
+    reports = [r for _, r in read]
+    if frame.height == 0:  # nothing to measure: say how many rows were skipped, if any, rather than "no rows"
+        check_skipped(reports, settings.max_skipped_rows)
     data.check_labelled(frame, ", ".join(str(p) for p in paths))
     registry.check_reachable(settings)
     loaded = registry.load_champion(settings) if model == "champion" else registry.load_version(settings, model)
@@ -164,16 +264,20 @@ def evaluate(
         "model_name": loaded.name,
         "model_version": loaded.version,
         "feature_set": loaded.feature_set,
+        "rows_skipped": sum(r.malformed for r in reports),
+        "files": [r.to_dict() for r in reports],
     }
-    print(orjson.dumps(out).decode())
+    print(_json(out))
+    sys.stdout.flush()
+    check_skipped(reports, settings.max_skipped_rows)
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@models_app.command("list")
-def list_models() -> None:
+@models_app.command("list", short_help="Every version: aliases, status, metrics.")
+def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show every version with its aliases, status, threshold and test metrics."""
     _quiet_libraries()
     from training import registry
@@ -181,23 +285,49 @@ def list_models() -> None:
     settings = Settings()
     registry.check_reachable(settings)
     rows = registry.list_versions(settings)
+    if as_json:
+        print(_json({"model_name": settings.model_name, "registry": settings.tracking_uri, "versions": [
+            {**asdict(r), **{k: _tag_number(getattr(r, k)) for k in ("threshold", "auprc", "fraud_amount_recall")}}
+            for r in rows
+        ]}))  # fmt: skip
+        return
     if not rows:
         console.print(f"no versions of {settings.model_name} yet: run `momoguard train`")
         return
-    table = Table(title=f"{settings.model_name} versions", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for name in ("version", "alias", "status", "features", "threshold", "AUPRC", "amount recall"):
-        table.add_column(name, no_wrap=True)
-    for r in rows:
-        table.add_row(
-            r.version, ", ".join(r.aliases), r.status, r.feature_set.removesuffix("_settlement"),
-            _num(r.threshold), _num(r.auprc), _num(r.fraud_amount_recall),
-        )  # fmt: skip
-    console.print(table)
+    columns = [Column("version"), Column("alias", text=True), Column("status", text=True)]
+    columns += [Column("features", text=True), Column("threshold"), Column("AUPRC"), Column("amount recall")]
+    print_table(
+        console,
+        columns,
+        [
+            [
+                r.version,
+                ", ".join(r.aliases),
+                r.status,
+                r.feature_set.removesuffix("_settlement"),
+                _num(r.threshold),
+                _num(r.auprc),
+                _num(r.fraud_amount_recall),
+            ]
+            for r in rows
+        ],
+        title=f"{settings.model_name} versions",
+    )
     # Reasons are long sentences: one line each under the table reads better than a folded column.
     for r in rows:
         if r.reason:
             console.print(f"v{r.version}: {r.reason}", soft_wrap=True, highlight=False)
     console.print(f"registry: {settings.tracking_uri}", soft_wrap=True, highlight=False)
+
+
+def _tag_number(text: str) -> float | str | None:
+    """A registry tag for JSON: its number, or the text itself when it is not one (None when unset)."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _num(text: str) -> str:
@@ -207,7 +337,7 @@ def _num(text: str) -> str:
         return text
 
 
-@models_app.command("promote")
+@models_app.command("promote", short_help="Make a version champion.")
 def promote(version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
     """Force a version to champion (the current one is remembered for rollback)."""
     _quiet_libraries()
@@ -222,7 +352,7 @@ def promote(version: Annotated[str, typer.Argument(help="The version to make cha
         console.print(f"version {version} is champion (was {previous or 'none'})")
 
 
-@models_app.command("rollback")
+@models_app.command("rollback", short_help="Give champion back to the one before.")
 def rollback() -> None:
     """Give the champion alias back to the version the current champion replaced."""
     _quiet_libraries()

@@ -1,4 +1,4 @@
-"""Training data: a PaySim frame from the generator or a CSV, checked, and cut into time windows by step."""
+"""Training data: a PaySim frame from the generator or a data file, checked, and cut into time windows by step."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from replay.paysim import ReadReport, check_skipped, load_paysim
 from schemas.transaction import PAYSIM_COLUMNS
 from training.errors import DataError, NoFraudError
 
@@ -40,16 +41,27 @@ def scale_for(rows: int, steps: int) -> float:
     return rows / per_unit
 
 
-def from_csv(path: Path) -> pl.DataFrame:
-    """A labelled PaySim CSV (the Kaggle header) as a PaySim frame."""
-    from replay.paysim import load_paysim
-
+def from_file(path: Path) -> tuple[pl.DataFrame, ReadReport]:
+    """A labelled PaySim file (CSV, gzipped CSV or Parquet) in step order, and what the read skipped."""
+    report = ReadReport(Path(path))
     try:
-        frame = load_paysim(path)
+        frame = load_paysim(path, report=report, by_step=True)
     except (pl.exceptions.PolarsError, ValueError) as error:
-        raise DataError(f"cannot read {path} as PaySim CSV: {str(error).splitlines()[0]}") from error
-    logger.info("read %d rows from %s", frame.height, path)
-    return frame
+        raise DataError(f"cannot read {path} as PaySim data: {str(error).splitlines()[0]}") from error
+    logger.info("%s", report.summary())
+    return frame, report
+
+
+def labelled_file(path: Path, max_skipped: int) -> tuple[pl.DataFrame, str]:
+    """A labelled PaySim file to train on, in step order, and a line saying what was read.
+
+    One-line DataErrors for a file that is missing, not PaySim data, unlabelled, or holds more than
+    `max_skipped` malformed rows.
+    """
+    frame, report = from_file(path)
+    check_skipped([report], max_skipped)
+    check_labelled(frame, str(path))
+    return frame, f"file {path} ({report.rows:,} rows read, {report.malformed:,} skipped as malformed)"
 
 
 def check_labelled(frame: pl.DataFrame, what: str = "data") -> None:

@@ -1,8 +1,8 @@
 """The Prefect flow `retrain`: load -> features -> split -> tune and train -> evaluate -> register -> promote.
 
-`momoguard train` (and `make train`) runs it in-process with no Prefect server; `momoguard train --serve`
-(and `make schedule`) serves it on the `retrain_cron` schedule, which needs a Prefect server
-(`prefect server start`). Nothing touches the registry before the model is trained and measured, and the
+`momoguard train` (and `make train`) checks its data file first, then runs the flow in-process with no Prefect
+server; `momoguard train --serve` (and `make schedule`) serves it on the `retrain_cron` schedule, which needs a
+Prefect server (`prefect server start`). Nothing touches the registry before the model is trained and measured, and the
 tracking store is checked first, so a failure leaves no half-registered model behind.
 """
 
@@ -76,11 +76,14 @@ class RetrainResult:
 
 
 @task(name="load", **_TASK)
-def load(csv: str | None, rows: int, steps: int, seed: int) -> pl.DataFrame:
-    """The labelled PaySim frame: a CSV when given, else freshly generated data."""
-    frame = data.from_csv(Path(csv)) if csv else data.generated(rows, steps, seed)
+def load(csv: str | None, settings: Settings) -> tuple[pl.DataFrame, str]:
+    """The labelled PaySim frame in step order, and where it came from: a data file when given, else generated."""
+    if csv:
+        return data.labelled_file(Path(csv), settings.max_skipped_rows)
+    rows, steps, seed = settings.train_rows, settings.train_steps, settings.train_seed
+    frame = data.generated(rows, steps, seed)
     data.check_labelled(frame)
-    return frame
+    return frame, f"generated: ~{rows:,} rows, {steps} steps, seed {seed}"
 
 
 @task(name="features", **_TASK)
@@ -296,12 +299,7 @@ def retrain(
     chosen = settings.feature_set
     registry.check_reachable(settings)
     started = time.perf_counter()
-    source = (
-        f"CSV {csv}"
-        if csv
-        else f"generated: ~{settings.train_rows:,} rows, {settings.train_steps} steps, seed {settings.train_seed}"
-    )
-    frame = load(csv, settings.train_rows, settings.train_steps, settings.train_seed)
+    frame, source = load(csv, settings)
     x = features(frame, chosen)
     windows = split(frame, settings.validation_fraction, settings.test_fraction)
     search = tune_and_train(x, frame["isFraud"].to_numpy(), windows, chosen, settings)

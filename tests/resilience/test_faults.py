@@ -19,6 +19,7 @@ from momoguard.settings import PROJECT_ROOT
 from tests.conftest import spare_broker_port
 from tests.scorer_harness import ScorerEnv, ScorerProcess, collect, free_port, produce
 from tests.scorer_models import sample_rows
+from tests.waiting import scorer_metric, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -94,10 +95,13 @@ def test_ten_percent_malformed_at_two_thousand_a_second(
     assert {str(v["tx_id"]) for v in verdicts.values} == valid
     dead = collect(s.kafka_bootstrap, s.topic_dlq, expect=bad, decode=False, timeout=60)
     assert len(dead.raw) == bad and all(h["momoguard.reason"] == b"not_json" for h in dead.headers)
-    # It kept up: the backlog is gone a few seconds after the last message.
-    metrics = urlopen(f"{scorer_env.web}/metrics")
-    lags = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("momoguard_consumer_lag{")]
-    assert lags and max(lags) == 0
+
+    # It kept up: the backlog is gone once the last verdicts are out (the lag gauge follows within seconds).
+    def lags() -> list[float]:
+        lines = urlopen(f"{scorer_env.web}/metrics").splitlines()
+        return [float(line.split()[-1]) for line in lines if line.startswith("momoguard_consumer_lag{")]
+
+    wait_until("consumer lag by partition", lags, lambda values: bool(values) and max(values) == 0)
     assert scorer.stop() == 0
 
 
@@ -163,11 +167,11 @@ def test_scoring_goes_on_when_the_registry_goes_away(
     got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=120)
     assert {str(v["tx_id"]) for v in got.values} == {str(t["tx_id"]) for t in txs}
     assert {str(v["model_version"]) for v in got.values} == {"1"}
-    metrics = urlopen(f"{scorer_env.web}/metrics")
-    failed = [
-        line for line in metrics.splitlines() if line.startswith('momoguard_model_reloads_total{outcome="unreachable"}')
-    ]
-    assert failed and float(failed[0].split()[-1]) >= 1, "the lost registry was noticed (and scoring went on)"
+    # The lost registry is noticed (and scoring went on): the failed-reload counter moves.
+    reloads = "momoguard_model_reloads_total"
+    wait_until(
+        "failed reloads", lambda: scorer_metric(scorer_env.web, reloads, outcome="unreachable"), lambda n: n >= 1
+    )
     assert scorer.stop() == 0
 
 
@@ -178,6 +182,7 @@ def test_two_workers_one_killed_the_other_takes_over(
     second = start_scorer("--worker-index", "1")
     first.wait_ready()
     deadline = time.monotonic() + 120
+    views: list[dict[str, object]] = []
     while time.monotonic() < deadline:
         try:
             views = [json.loads(urlopen(f"http://127.0.0.1:{scorer_env.settings.web_port + i}/ready")) for i in (0, 1)]
@@ -187,19 +192,22 @@ def test_two_workers_one_killed_the_other_takes_over(
             pass
         time.sleep(0.5)
     else:
-        pytest.fail("both workers never held partitions")
+        logs = "\n".join(f"--- {w.log.name}\n{w.log.read_text()[-1500:]}" for w in (first, second))
+        pytest.fail(f"both workers never held partitions: {views}\n{logs}")
     report = tmp_path / "takeover.json"
     replay = replay_in_background(scorer_env.env, report, rows=8000, rate=1000, wait=150)
     time.sleep(3.0)
     second.stop(signal.SIGKILL)
     killed_at = time.monotonic()
-    while time.monotonic() - killed_at < 60:
-        held = json.loads(urlopen(f"{scorer_env.web}/ready"))["partitions"]
-        if len(held) == scorer_env.settings.transactions_partitions:
-            break
-        time.sleep(0.5)
+    # The survivor takes every partition once the group notices (session_timeout_s); the time is recorded,
+    # not asserted (docs/RELIABILITY.md), and the deadline only bounds a broken run.
+    wait_until(
+        "partitions held by the survivor",
+        lambda: len(json.loads(urlopen(f"{scorer_env.web}/ready"))["partitions"]),
+        lambda held: held == scorer_env.settings.transactions_partitions,
+        timeout=scorer_env.settings.session_timeout_s + 60,
+    )
     took_over = time.monotonic() - killed_at
-    assert took_over <= scorer_env.settings.session_timeout_s + 15, f"takeover took {took_over:.0f} s"
     out, err = replay.communicate(timeout=300)
     assert replay.returncode == 0, err[-2000:]
     figures = json.loads(report.read_text())

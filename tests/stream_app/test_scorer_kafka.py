@@ -22,6 +22,7 @@ from schemas.frame import FRAME_SCHEMA
 from schemas.verdict import Verdict
 from tests.scorer_harness import ScorerEnv, ScorerProcess, collect, produce
 from tests.scorer_models import register_model, sample_rows
+from tests.waiting import metric, scorer_metric, wait_until
 from training import registry
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -73,15 +74,13 @@ def test_ten_thousand_transactions_get_exactly_one_verdict_each_with_offline_sco
             assert 1 <= len(verdict.reasons) <= 3
     assert any(v["decision"] == "block" for v in got.values) and any(v["decision"] == "allow" for v in got.values)
 
+    # The counters follow the deliveries: read them until they hold, rather than once.
+    web, scored = scorer_env.web, "momoguard_transactions_scored_total"
+    wait_until("transactions scored", lambda: scorer_metric(web, scored), lambda n: n == 10_000)
+    latencies = "momoguard_end_to_end_latency_seconds_count"
+    wait_until("latencies observed", lambda: scorer_metric(web, latencies), lambda n: n == 10_000)
     metrics = urlopen_text(f"{scorer_env.web}/metrics")
-    assert 'momoguard_model_info{model_name="momoguard-fraud",model_version="1"} 1.0' in metrics
-    scored = sum(
-        float(line.split()[-1])
-        for line in metrics.splitlines()
-        if line.startswith("momoguard_transactions_scored_total")
-    )
-    assert scored == 10_000
-    assert "momoguard_end_to_end_latency_seconds_count 10000.0" in metrics
+    assert metric(metrics, "momoguard_model_info", model_name="momoguard-fraud", model_version="1") == 1
     assert 'momoguard_consumer_lag{partition="0"' in metrics
     assert scorer.stop() == 0
 
@@ -134,9 +133,12 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_are_score
         assert headers["momoguard.source.topic"].decode() == s.topic_transactions
         assert int(headers["momoguard.source.partition"]) in range(4)
         assert int(headers["momoguard.source.offset"]) >= 0
-    metrics = urlopen_text(f"{scorer_env.web}/metrics")
-    for reason in bad:
-        assert f'momoguard_invalid_messages_total{{reason="{reason}"}} 1.0' in metrics
+
+    def invalid() -> dict[str, float]:
+        metrics = urlopen_text(f"{scorer_env.web}/metrics")
+        return {reason: metric(metrics, "momoguard_invalid_messages_total", reason=reason) for reason in bad}
+
+    wait_until("dead letters counted by reason", invalid, lambda counted: set(counted.values()) == {1.0})
     assert scorer.stop() == 0
 
 
@@ -166,9 +168,10 @@ def test_a_new_champion_is_picked_up_while_transactions_flow(
     assert set(versions) == {"1", new_version}, versions
     # After the swap every verdict comes from the new version, with its own threshold.
     assert all(v["threshold"] == 0.4 for v in got.values if v["model_version"] == new_version)
-    metrics = urlopen_text(f"{scorer_env.web}/metrics")
-    assert f'model_version="{new_version}"}} 1.0' in metrics
-    assert 'momoguard_model_reloads_total{outcome="loaded"} 1.0' in metrics
+    reloads = "momoguard_model_reloads_total"
+    wait_until("reloads", lambda: scorer_metric(scorer_env.web, reloads, outcome="loaded"), lambda n: n == 1)
+    info = scorer_metric(scorer_env.web, "momoguard_model_info", model_version=new_version)
+    assert info == 1
     assert scorer.stop() == 0
     registry.make_champion(champion_registry, "1", "restore the session champion")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,26 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from momoguard.settings import PROJECT_ROOT, Settings
+from momoguard.settings import Settings
 from schemas.features import build_features, feature_names
-from schemas.frame import FRAME_SCHEMA
 from schemas.transaction import PAYSIM_COLUMNS
+from tests.scorer_models import sample_frame
 from training import model
 from training.evaluate import choose_threshold
-
-SAMPLES_DIR = (
-    Path(os.environ.get("MOMOGUARD_PAYSIM_SHARED", PROJECT_ROOT.parent / "shared" / "data" / "paysim")) / "samples"
-)
-SAMPLE_FILES = sorted(SAMPLES_DIR.glob("*.csv"))
-
-
-def read_samples() -> pl.DataFrame:
-    """The real Kaggle sample rows as one PaySim frame (tx_id first)."""
-    if not SAMPLE_FILES:
-        pytest.fail(f"no PaySim samples under {SAMPLES_DIR} (set MOMOGUARD_PAYSIM_SHARED)")
-    schema = {c: FRAME_SCHEMA[c] for c in PAYSIM_COLUMNS}
-    frame = pl.concat([pl.read_csv(f, schema=schema) for f in SAMPLE_FILES])
-    return frame.with_columns(tx_id=pl.format("s{}", pl.int_range(pl.len()))).select(list(FRAME_SCHEMA))
 
 
 def spread_over_steps(frame: pl.DataFrame, steps: int, seed: int = 0) -> pl.DataFrame:
@@ -47,7 +32,7 @@ def spread_over_steps(frame: pl.DataFrame, steps: int, seed: int = 0) -> pl.Data
 
 @pytest.fixture(scope="session")
 def samples() -> pl.DataFrame:
-    return read_samples()
+    return sample_frame()
 
 
 @pytest.fixture(scope="session")
@@ -90,11 +75,20 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """Flows run against a throwaway Prefect database and server, one per test session."""
+    """Flows run against a throwaway Prefect database and server, one per test session.
+
+    Prefect's harness stops its server only when its own teardown gets that far, and a server whose start
+    timed out is left to atexit; here every temporary server Prefect knows of is stopped, whatever happened.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+    finally:
+        for server in list(SubprocessASGIServer._instances.values()):
+            server.stop()
 
 
 def write_paysim_csv(frame: pl.DataFrame, path: Path) -> Path:

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from momoguard.settings import Settings
-from tests.training.conftest import read_samples
+from tests.scorer_models import sample_frame
 from training import registry
 from training.evaluate import measure
 from training.flow import retrain
@@ -23,7 +23,7 @@ def test_generated_data_model_meets_the_targets(settings: Settings) -> None:
 
     # The real proof that the generator is faithful: real Kaggle rows the model never saw.
     champion = registry.load_champion(settings)
-    real = read_samples()
+    real = sample_frame()
     on_real = measure(real["isFraud"].to_numpy(), champion.score(real), real["amount"].to_numpy(), champion.threshold)
     assert on_real.frauds == 633
     assert on_real.auprc >= 0.95, on_real
