@@ -36,7 +36,7 @@ from replay.kaggle import (
     SAMPLES_DIR,
     TRANSFER_LIMIT,
 )
-from replay.paysim import TX_TYPES
+from schemas.transaction import TX_TYPES
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from momoguard.errors import DataError
-from replay.paysim import TX_TYPES
+from schemas.transaction import TX_TYPES
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 

@@ -12,7 +12,8 @@ import polars as pl
 from momoguard.errors import DataError
 from replay.facts import CENT, chain_facts, ks_statistic, type_facts
 from replay.kaggle import KAGGLE_FRAUD, SAMPLE_FILES, SAMPLES_DIR, TRANSFER_LIMIT, fraud_rate, type_shares
-from replay.paysim import TX_TYPES, load_paysim
+from replay.paysim import load_paysim
+from schemas.transaction import TX_TYPES
 
 # The window of the enriched sample: its amounts are compared with the generated rows of the same steps.
 KS_STEPS = (45, 95)

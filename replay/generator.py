@@ -22,7 +22,8 @@ import polars as pl
 from momoguard.errors import ConfigError, DataError
 from replay.calibration import Calibration, load_calibration
 from replay.javafmt import java_doubles
-from replay.paysim import MONEY_COLUMNS, PAYSIM_SCHEMA, TX_TYPES
+from replay.paysim import MONEY_COLUMNS, PAYSIM_SCHEMA
+from schemas.transaction import TX_TYPES
 
 logger = logging.getLogger(__name__)
 

@@ -18,14 +18,13 @@ import polars as pl
 
 from momoguard.errors import DataError
 from schemas.frame import FRAME_SCHEMA
-from schemas.transaction import PAYSIM_COLUMNS, TxType
+from schemas.transaction import PAYSIM_COLUMNS, TX_TYPES
 
 logger = logging.getLogger(__name__)
 
 # The frame every reader and the generator return: a row id, then the Kaggle columns in header order.
 PAYSIM_SCHEMA = FRAME_SCHEMA
 MONEY_COLUMNS: tuple[str, ...] = ("amount", "oldbalanceOrg", "newbalanceOrig", "oldbalanceDest", "newbalanceDest")
-TX_TYPES: tuple[str, ...] = tuple(t.value for t in TxType)
 DataFormat = Literal["csv", "csv.gz", "parquet"]
 
 # Keep the first malformed rows for the report; the count stays exact however many there are.

@@ -21,11 +21,12 @@ from typing import Any, Literal, get_args
 import numpy as np
 import polars as pl
 
+from schemas.transaction import TX_TYPES
+
 FeatureSet = Literal["pre_settlement", "post_settlement"]
 FEATURE_SETS: tuple[FeatureSet, ...] = get_args(FeatureSet)
 DEFAULT_FEATURE_SET: FeatureSet = "pre_settlement"
 
-TX_TYPES: tuple[str, ...] = ("CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER")
 
 # Two amounts closer than a cent are the same amount (PaySim logs money with two decimals).
 _CENT = 0.01

@@ -20,6 +20,9 @@ class TxType(StrEnum):
     TRANSFER = "TRANSFER"
 
 
+# The type names, in TxType's order: a type's position is its code in the generator's arrays.
+TX_TYPES: tuple[str, ...] = tuple(t.value for t in TxType)
+
 # PaySim column names, in the order of the Kaggle CSV header.
 PAYSIM_COLUMNS: tuple[str, ...] = (
     "step",

@@ -238,7 +238,7 @@ def evaluate(
 
     from replay.paysim import check_skipped
     from training import data, registry
-    from training.evaluate import measure
+    from training.quality import measure
 
     settings = Settings.overridden(max_skipped_rows=max_skipped)
     read = [data.from_file(path) for path in paths]

@@ -9,15 +9,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from replay.kaggle import KAGGLE_STEPS
 from replay.paysim import ReadReport, check_skipped, load_paysim
 from schemas.transaction import PAYSIM_COLUMNS
 from training.errors import DataError, NoFraudError
 
 logger = logging.getLogger(__name__)
-
-# Size of the Kaggle month, which the generator reproduces at scale 1.0 over 743 steps.
-KAGGLE_ROWS = 6_362_620
-KAGGLE_STEPS = 743
 
 
 def generated(rows: int, steps: int = KAGGLE_STEPS, seed: int = 0) -> pl.DataFrame:

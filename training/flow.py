@@ -24,9 +24,9 @@ from momoguard.settings import Settings
 from schemas.features import FEATURE_SETS, build_features, feature_names
 from training import data, model, registry, report
 from training.data import Windows
-from training.evaluate import Metrics, choose_threshold, measure
 from training.model import SearchResult
-from training.promotion import Decision, decide
+from training.promotion import PromotionDecision, decide
+from training.quality import Metrics, choose_threshold, measure
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ COMPARE_TRIALS = 4
 
 
 @dataclass(frozen=True)
-class Scored:
+class WindowScores:
     """Labels, scores and amounts of one window."""
 
     labels: np.ndarray
@@ -52,8 +52,8 @@ class Evaluation:
     threshold: float
     validation: Metrics
     test: Metrics
-    validation_scored: Scored
-    test_scored: Scored
+    validation_scored: WindowScores
+    test_scored: WindowScores
     other_feature_set: tuple[str, Metrics] | None
 
 
@@ -123,8 +123,8 @@ def _samples(
     return model.Sample(x[rows], labels[rows], weight), model.Sample(x[validation], labels[validation])
 
 
-@task(name="evaluate", **_TASK)
-def evaluate(
+@task(name="evaluate-candidate", **_TASK)
+def evaluate_candidate(
     frame: pl.DataFrame,
     x: np.ndarray,
     windows: Windows,
@@ -133,7 +133,7 @@ def evaluate(
     settings: Settings,
 ) -> Evaluation:
     """Pick the threshold on validation and measure on test; train the other feature set to compare."""
-    evaluation = _evaluate(search.booster, frame, x, windows, settings)
+    evaluation = _score_windows(search.booster, frame, x, windows, settings)
     other = None
     if settings.compare_feature_sets:
         other_set = next(f for f in FEATURE_SETS if f != feature_set)
@@ -147,7 +147,7 @@ def evaluate(
             num_threads=settings.train_threads,
             seed=settings.train_seed,
         )
-        other = (other_set, _evaluate(compared.booster, frame, x_other, windows, settings).test)
+        other = (other_set, _score_windows(compared.booster, frame, x_other, windows, settings).test)
         logger.info("other feature set %s: test AUPRC %.5f", other_set, other[1].auprc)
     test = evaluation.test
     logger.info(
@@ -167,14 +167,16 @@ def evaluate(
     )
 
 
-def _evaluate(booster: Any, frame: pl.DataFrame, x: np.ndarray, windows: Windows, settings: Settings) -> Evaluation:
+def _score_windows(
+    booster: Any, frame: pl.DataFrame, x: np.ndarray, windows: Windows, settings: Settings
+) -> Evaluation:
     labels = frame["isFraud"].to_numpy()
     amounts = frame["amount"].to_numpy()
 
-    def scored(mask: np.ndarray) -> Scored:
-        return Scored(labels[mask], np.asarray(booster.predict(x[mask]), dtype=np.float64), amounts[mask])
+    def window(mask: np.ndarray) -> WindowScores:
+        return WindowScores(labels[mask], np.asarray(booster.predict(x[mask]), dtype=np.float64), amounts[mask])
 
-    val, test = scored(windows.validation.mask), scored(windows.test.mask)
+    val, test = window(windows.validation.mask), window(windows.test.mask)
     threshold = choose_threshold(val.labels, val.scores, settings.threshold_policy, settings.threshold_target)
     return Evaluation(
         threshold,
@@ -245,7 +247,7 @@ def register(
 @task(name="promote", **_TASK)
 def promote(
     frame: pl.DataFrame, windows: Windows, evaluation: Evaluation, version: str, settings: Settings
-) -> Decision:
+) -> PromotionDecision:
     """Measure the champion on the challenger's test window and apply the promotion rule."""
     current = registry.champion_version(settings)
     champion: Metrics | None = None
@@ -303,7 +305,7 @@ def retrain(
     x = features(frame, chosen)
     windows = split(frame, settings.validation_fraction, settings.test_fraction)
     search = tune_and_train(x, frame["isFraud"].to_numpy(), windows, chosen, settings)
-    evaluation = evaluate(frame, x, windows, search, chosen, settings)
+    evaluation = evaluate_candidate(frame, x, windows, search, chosen, settings)
     registration = register(x, windows, search, evaluation, chosen, source, settings)
     decision = promote(frame, windows, evaluation, registration.version, settings)
     logger.info("retrain done in %.1fs", time.perf_counter() - started)

@@ -148,19 +148,6 @@ def search(
     return SearchResult(_trimmed(best_booster), best, done, time.perf_counter() - started)
 
 
-def fit(
-    train: Sample,
-    validation: Sample,
-    feature_names: list[str],
-    params: dict[str, Any],
-    *,
-    num_threads: int,
-    seed: int = 0,
-) -> lgb.Booster:
-    """One fit with given parameters and early stopping on validation (no search)."""
-    return _trimmed(_train(params, *_datasets(train, validation, feature_names), num_threads, seed))
-
-
 def _datasets(train: Sample, validation: Sample, feature_names: list[str]) -> tuple[lgb.Dataset, lgb.Dataset]:
     # Built once and reused by every trial (binning a million rows is not free).
     train_set = lgb.Dataset(

@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 from matplotlib.figure import Figure
 
-from training.evaluate import Curve, Metrics, curve
+from training.quality import Curve, Metrics, curve
 
 _MAX_POINTS = 2000  # a curve drawn from more points than this looks the same and saves slowly
 

@@ -16,7 +16,7 @@ from schemas.features import build_features, feature_names
 from schemas.transaction import PAYSIM_COLUMNS
 from tests.scorer_models import sample_frame
 from training import model
-from training.evaluate import choose_threshold
+from training.quality import choose_threshold
 
 
 def spread_over_steps(frame: pl.DataFrame, steps: int, seed: int = 0) -> pl.DataFrame:

@@ -16,8 +16,8 @@ from momoguard.settings import Settings
 from tests.training.conftest import write_paysim_csv
 from training import registry
 from training.data import split_by_step
-from training.evaluate import measure
 from training.flow import retrain
+from training.quality import measure
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

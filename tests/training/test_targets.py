@@ -8,8 +8,8 @@ import pytest
 from momoguard.settings import Settings
 from tests.scorer_models import sample_frame
 from training import registry
-from training.evaluate import measure
 from training.flow import retrain
+from training.quality import measure
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

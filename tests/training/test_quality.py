@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from training.errors import DataError, TrainingError
-from training.evaluate import choose_threshold, measure
-from training.promotion import Decision, decide
+from training.promotion import PromotionDecision, decide
+from training.quality import choose_threshold, measure
 
 # Six transactions, best score first: fraud, fraud, genuine, fraud, genuine, genuine.
 LABELS = np.array([1, 1, 0, 1, 0, 0])
@@ -70,7 +70,7 @@ def test_one_class_window_has_no_auprc() -> None:
 
 def rule(
     challenger: float, champion: float | None, challenger_recall: float = 0.9, champion_recall: float = 0.9
-) -> Decision:
+) -> PromotionDecision:
     base = measure(LABELS, SCORES, AMOUNTS, 0.5)
     return decide(
         replace(base, auprc=challenger, fraud_amount_recall=challenger_recall),
