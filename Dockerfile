@@ -8,11 +8,16 @@ WORKDIR /app
 # Dependencies first, in their own layer: editing the source does not reinstall them.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3
-COPY momoguard ./momoguard
+COPY core ./core
 COPY schemas ./schemas
-COPY replay ./replay
+COPY kafka_ops ./kafka_ops
+COPY paysim ./paysim
+COPY registry ./registry
 COPY training ./training
 COPY stream_app ./stream_app
+COPY replay ./replay
+COPY benchmarks ./benchmarks
+COPY momoguard ./momoguard
 RUN uv sync --frozen --no-dev --python /usr/local/bin/python3
 
 FROM python:3.11.11-slim-bookworm

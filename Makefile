@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 ifdef KAFKA_BOOTSTRAP
 export MOMOGUARD_KAFKA_BOOTSTRAP := $(KAFKA_BOOTSTRAP)
 endif
-BOOTSTRAP_IN_FORCE = $(BIN)/python -c "from momoguard.settings import Settings; print(Settings().kafka_bootstrap)"
+BOOTSTRAP_IN_FORCE = $(BIN)/python -c "from core.settings import Settings; print(Settings().kafka_bootstrap)"
 
 .PHONY: help
 help: ## List the targets
@@ -60,7 +60,7 @@ schemas: setup ## Rewrite the JSON Schema files in schemas/
 
 .PHONY: docs
 docs: setup ## Refresh generated docs (the README's settings table, the JSON Schemas)
-	@$(BIN)/python -m momoguard.config_table
+	@$(BIN)/python -m core.settings_table
 	@$(BIN)/python -m schemas.json_schema
 
 .PHONY: serve
@@ -93,7 +93,7 @@ schedule: setup ## Serve the retrain flow on MOMOGUARD_RETRAIN_CRON (starts a lo
 
 .PHONY: bench-generate
 bench-generate: setup ## Time a Kaggle-size generated month on one core (writes reports/bench-generate.json)
-	$(BIN)/python -m replay.bench_generate
+	$(BIN)/python -m benchmarks.generator
 
 .PHONY: demo
 demo: setup ## The main job end to end: broker, model (trained if none), scorer, replay of 50,000 transactions
@@ -105,7 +105,7 @@ demo-down: setup ## Stop the scorer and the broker that `make demo` started
 
 .PHONY: champion
 champion: setup ## Train a model unless the registry already has a champion
-	@$(BIN)/python -c "import sys; from momoguard.settings import Settings; from training.registry import champion_version; sys.exit(champion_version(Settings()) is None)" 2>/dev/null || $(MAKE) --no-print-directory train
+	@$(BIN)/python -c "import sys; from core.settings import Settings; from registry.versions import champion_version; sys.exit(champion_version(Settings()) is None)" 2>/dev/null || $(MAKE) --no-print-directory train
 
 .PHONY: replay
 replay: kafka-up ## Load test: replay transactions (ARGS="--rate 1000 --rows 100000") against a running scorer

@@ -1,1 +1,1 @@
-"""MoMo Guard: momoguard."""
+"""The command line at the top of the house: `momoguard` composes every room's commands, and the demo."""

@@ -10,9 +10,9 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from momoguard import kafka_cli
-from momoguard.errors import MomoGuardError
-from replay import cli as replay_cli
+from core.errors import MomoGuardError
+from kafka_ops import cli as kafka_cli
+from paysim import cli as replay_cli
 from replay import load_test
 from stream_app import cli as stream_cli
 from training import cli as training_cli
@@ -47,8 +47,8 @@ def bench(
     skip_generator: bool = typer.Option(False, help="Leave out the generator's Kaggle-size timing."),
 ) -> None:
     """Benchmark: Faust scorer vs a plain confluent-kafka loop, latency at 1k/5k tx/s, model, generator."""
-    from momoguard import bench as benchmark
-    from momoguard.settings import Settings
+    from benchmarks import bench as benchmark
+    from core.settings import Settings
 
     result = benchmark.run_bench(Settings(), rows, latency_seconds, skip_generator)
     benchmark.record(result, "make bench" if os.environ.get("MAKELEVEL") else "momoguard bench")
@@ -65,8 +65,8 @@ def demo(
     stop: bool = typer.Option(False, "--down", help="Stop the scorer and the broker the demo started."),
 ) -> None:
     """The main job end to end: broker, champion (trained if missing), scorer, a replay with its summary."""
+    from core.settings import Settings
     from momoguard import demo as the_demo
-    from momoguard.settings import Settings
 
     settings = Settings()
     if stop:
@@ -78,8 +78,8 @@ def demo(
 @app.command("config", short_help="Print the settings in force.")
 def config(markdown: bool = typer.Option(False, help="Print the table of all settings instead.")) -> None:
     """Print the settings in force (secrets masked)."""
-    from momoguard.config_table import markdown_table
-    from momoguard.settings import Settings
+    from core.settings import Settings
+    from core.settings_table import markdown_table
 
     if markdown:
         print(markdown_table())

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from momoguard import broker, topics
-from momoguard.errors import MomoGuardError
-from momoguard.settings import PROJECT_ROOT, Settings
+from core.errors import MomoGuardError
+from core.settings import PROJECT_ROOT, Settings
+from kafka_ops import local_broker, topics
 
 console = Console()
 WARM_UP = 5_000
@@ -56,7 +56,7 @@ def _alive(pid: int) -> bool:
 
 def ensure_champion(settings: Settings, train_args: list[str]) -> str:
     """The champion's version, training one first when the registry has none."""
-    from training.registry import champion_version
+    from registry import champion_version
 
     version = champion_version(settings)
     if version is not None:
@@ -123,8 +123,8 @@ def down(settings: Settings) -> None:
     """Stop what the demo started: the scorer, then the local broker."""
     pid = stop_scorer(settings)
     console.print(f"scorer (pid {pid}) stopped" if pid else "no demo scorer running")
-    local = broker.LocalBroker.from_bootstrap(settings.kafka_bootstrap, settings.run_dir)
-    stopped = broker.stop(local)
+    local = local_broker.LocalBroker.from_bootstrap(settings.kafka_bootstrap, settings.run_dir)
+    stopped = local_broker.stop(local)
     console.print(f"Kafka broker (pid {stopped}) stopped" if stopped else "no Kafka broker of ours running")
 
 
@@ -134,11 +134,11 @@ def run(settings: Settings, rows: int, rate: float, train_args: list[str]) -> No
     from replay.replayer import Pace
 
     started = time.monotonic()
-    local = broker.LocalBroker.from_bootstrap(settings.kafka_bootstrap, settings.run_dir)
+    local = local_broker.LocalBroker.from_bootstrap(settings.kafka_bootstrap, settings.run_dir)
     try:
         with console.status("starting Kafka (first run: resolving the broker from Maven Central) ..."):
-            pid = broker.start(local)
-        console.print(f"[green]kafka[/]: {broker.kafka_version(local)} on {local.bootstrap} (pid {pid})")
+            pid = local_broker.start(local)
+        console.print(f"[green]kafka[/]: {local_broker.kafka_version(local)} on {local.bootstrap} (pid {pid})")
         topics.create_topics(settings)
         version = ensure_champion(settings, train_args)
         start_scorer(settings)

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from momoguard.errors import ConfigError, MomoGuardError
-from momoguard.settings import PROJECT_ROOT
+from core.errors import ConfigError, MomoGuardError
+from core.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from momoguard.settings import Settings
-    from replay.paysim import ReadReport
+    from core.settings import Settings
+    from paysim.reader import ReadReport
     from replay.replayer import ReplayLog
 
 console = Console(stderr=True)
@@ -33,11 +33,11 @@ def load_source(data: Path | None, rows: int | None, seed: int, report: ReadRepo
     """The rows to replay, in step order: a PaySim file (CSV, .csv.gz, Parquet; what it skipped goes into
     `report`), or `rows` generated ones (100,000 by default)."""
     if data is not None:
-        from replay.paysim import load_paysim
+        from paysim.reader import load_paysim
 
         frame = load_paysim(data, report=report, by_step=True)
         return frame.head(rows) if rows else frame
-    from replay.generator import expected_rows, generate
+    from paysim.generator import expected_rows, generate
 
     wanted = rows or 100_000
     # The generator's volume is random around its expectation: ask for a little more and cut.
@@ -72,13 +72,13 @@ def replay(
     Rows of the data file skipped as malformed are counted in the report (under input); when more are
     skipped than allowed, the exit code is 1, as it is when a verdict is missing.
     """
-    from momoguard.settings import Settings
+    from core.settings import Settings
 
     chosen = [name for name, on in (("--rate", rate), ("--max", max_rate), ("--speedup", speedup)) if on]
     if len(chosen) > 1:
         raise ConfigError(f"choose one of --rate, --max, --speedup (got {' and '.join(chosen)})")
     settings = Settings.overridden(max_skipped_rows=max_skipped)
-    from replay.paysim import ReadReport, check_data_file, check_skipped
+    from paysim.reader import ReadReport, check_data_file, check_skipped
     from replay.replayer import Pace, check_broker
 
     if data is not None:
@@ -110,8 +110,8 @@ def run_replay(settings: Settings, frame: pl.DataFrame, pace: Any, wait: float) 
     """Replay with a progress bar; the report plus the raw log for the plot."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from replay.replay_report import build_report
     from replay.replayer import replay as publish
+    from replay.report import build_report
 
     started = time.monotonic()
     total = frame.height
@@ -166,7 +166,7 @@ def plot_latency(log: ReplayLog, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from replay.replay_report import latency_series
+    from replay.report import latency_series
 
     xs, ys = latency_series(log.sent, log.received)
     fig, (over_time, histogram) = plt.subplots(1, 2, figsize=(12, 4.5))

@@ -19,9 +19,9 @@ import polars as pl
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from momoguard.errors import BrokerError
-from momoguard.settings import Settings
-from replay.replay_report import Received, Sent
+from core.errors import BrokerError
+from core.settings import Settings
+from replay.report import Received, Sent
 from schemas.transaction import PAYSIM_COLUMNS
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""MoMo Guard: stream_app."""
+"""The streaming scorer: a Faust app from transaction bytes to verdict bytes, its metrics and web views."""

@@ -26,17 +26,17 @@ from faust.types import EventT, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
-from momoguard import topics
-from momoguard.errors import BrokerError
-from momoguard.settings import Settings
+from core.errors import BrokerError
+from core.settings import Settings
+from kafka_ops import topics
+from registry import TAG_FEATURE_SET, TAG_THRESHOLD, LoadedModel, champion, load_version
+from registry.errors import RegistryError, RegistryUnreachableError
 from stream_app.dashboard import register_dashboard
 from stream_app.delivery import Deliverer
 from stream_app.faust_monitor import BatchMonitor
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Headers, Incoming
 from stream_app.scoring import Scorer
-from training.errors import RegistryError, RegistryUnreachableError
-from training.registry import TAG_FEATURE_SET, TAG_THRESHOLD, LoadedModel, champion, load_version
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ def serve(
     worker_index: int = typer.Option(0, min=0, hidden=True, help="Run as worker number N (internal)."),
 ) -> None:
     """Score every transaction with the registry's champion and write verdicts (Ctrl-C or SIGTERM stops)."""
-    from momoguard.settings import Settings
+    from core.settings import Settings
 
     if web_port is not None:
         os.environ["MOMOGUARD_WEB_PORT"] = str(web_port)
@@ -29,6 +29,12 @@ def serve(
         return
     for index in range(workers):  # each worker checks its own too; here one taken port stops them all at once
         check_web_port(settings.web_host, settings.web_port + index)
+    if settings.tracking_uri.startswith("sqlite:"):
+        # The workers share this SQLite store: create (migrate) it once here, or their first reads race to
+        # migrate a new one ("table _alembic_tmp_tags already exists").
+        import registry
+
+        registry.check_reachable(settings)
     _supervise(workers)
 
 

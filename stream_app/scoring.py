@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 
+from registry import LoadedModel
 from schemas.features import build_features
 from schemas.frame import columns_from_transactions
 from schemas.transaction import Transaction
-from training.registry import LoadedModel
 
 
 @dataclass(frozen=True, slots=True)

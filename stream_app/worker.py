@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import faust
 import mode.loop
 
-from momoguard import topics
-from momoguard.errors import ConfigError, MomoGuardError
-from momoguard.settings import Settings
-from training.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
-from training.registry import LoadedModel, load_champion
+from core.errors import ConfigError, MomoGuardError
+from core.settings import Settings
+from kafka_ops import topics
+from registry import LoadedModel, load_champion
+from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
 
 if TYPE_CHECKING:
     from stream_app.app import ScorerState

@@ -6,12 +6,14 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 
+import polars as pl
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from momoguard import broker
-from momoguard.settings import DEFAULT_RUN_DIR
-from tests import processes
+from core.settings import DEFAULT_RUN_DIR
+from kafka_ops import local_broker
+from tests.support import processes
+from tests.support.models import sample_frame
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,20 +45,26 @@ def spare_broker_port(offset: int) -> int:
 
 
 @pytest.fixture(scope="session")
+def kaggle_frame() -> pl.DataFrame:
+    """The two real Kaggle samples (tests/fixtures/paysim) as one PaySim frame with tx_ids s0, s1, ..."""
+    return sample_frame()
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A real broker's address. In CI a broker that cannot start fails the test, never skips."""
     given = os.environ.get("MOMOGUARD_TEST_BOOTSTRAP")
     if given:
-        if not broker.is_ready(given, timeout=10):
+        if not local_broker.is_ready(given, timeout=10):
             pytest.fail(f"MOMOGUARD_TEST_BOOTSTRAP={given} does not answer metadata requests")
         yield given
         return
-    local = broker.LocalBroker.from_bootstrap("127.0.0.1:9092", DEFAULT_RUN_DIR)
-    already = broker.running_pid(local) is not None
-    broker.start(local)
+    local = local_broker.LocalBroker.from_bootstrap("127.0.0.1:9092", DEFAULT_RUN_DIR)
+    already = local_broker.running_pid(local) is not None
+    local_broker.start(local)
     yield local.bootstrap
     if not already:
-        broker.stop(local)
+        local_broker.stop(local)
 
 
 @pytest.fixture
@@ -78,4 +86,4 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
 
 # The scorer harness's fixtures, for every test folder that runs a real scorer.
-from tests.scorer_harness import champion_registry, registry_dir, scorer_env, start_scorer  # noqa: E402, F401
+from tests.support.harness import champion_registry, registry_dir, scorer_env, start_scorer  # noqa: E402, F401

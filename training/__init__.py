@@ -1,1 +1,1 @@
-"""MoMo Guard training: LightGBM on PaySim, the MLflow registry and the Prefect retrain flow."""
+"""Training: the Prefect retrain flow, its data windows, LightGBM, quality metrics, promotion and the model card."""

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from momoguard.errors import ConfigError, MomoGuardError
-from momoguard.settings import MAX_SEED, Settings
-from momoguard.tables import Column, print_table
+import registry
+from core.errors import ConfigError, MomoGuardError
+from core.settings import MAX_SEED, Settings
+from core.tables import Column, print_table
 
 if TYPE_CHECKING:
     from training.flow import RetrainResult
@@ -100,7 +101,8 @@ def train(
 
 def _check_inputs(settings: Settings, path: Path | None) -> None:
     """What the flow would find wrong with the data file or the registry, found before the flow starts."""
-    from training import data, registry
+    import registry
+    from training import data
 
     if path is not None:
         frame, _ = data.labelled_file(path, settings.max_skipped_rows)
@@ -236,8 +238,9 @@ def evaluate(
     _quiet_libraries()
     import polars as pl
 
-    from replay.paysim import check_skipped
-    from training import data, registry
+    import registry
+    from paysim.reader import check_skipped
+    from training import data
     from training.quality import measure
 
     settings = Settings.overridden(max_skipped_rows=max_skipped)
@@ -280,7 +283,6 @@ def _finite(value: float) -> float | None:
 def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show every version with its aliases, status, threshold and test metrics."""
     _quiet_libraries()
-    from training import registry
 
     settings = Settings()
     registry.check_reachable(settings)
@@ -341,7 +343,6 @@ def _num(text: str) -> str:
 def promote(version: Annotated[str, typer.Argument(help="The version to make champion.")]) -> None:
     """Force a version to champion (the current one is remembered for rollback)."""
     _quiet_libraries()
-    from training import registry
 
     settings = Settings()
     registry.check_reachable(settings)
@@ -356,7 +357,6 @@ def promote(version: Annotated[str, typer.Argument(help="The version to make cha
 def rollback() -> None:
     """Give the champion alias back to the version the current champion replaced."""
     _quiet_libraries()
-    from training import registry
 
     settings = Settings()
     registry.check_reachable(settings)

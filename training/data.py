@@ -9,17 +9,18 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from replay.kaggle import KAGGLE_STEPS
-from replay.paysim import ReadReport, check_skipped, load_paysim
+from core.errors import DataError
+from paysim.kaggle import KAGGLE_STEPS
+from paysim.reader import ReadReport, check_skipped, load_paysim
 from schemas.transaction import PAYSIM_COLUMNS
-from training.errors import DataError, NoFraudError
+from training.errors import NoFraudError
 
 logger = logging.getLogger(__name__)
 
 
 def generated(rows: int, steps: int = KAGGLE_STEPS, seed: int = 0) -> pl.DataFrame:
     """About `rows` generated PaySim rows over `steps` hours (the generator's volume is random)."""
-    from replay.generator import generate
+    from paysim.generator import generate
 
     if rows < 1 or steps < 1:
         raise DataError(f"need rows >= 1 and steps >= 1, got rows={rows} steps={steps}")
@@ -30,7 +31,7 @@ def generated(rows: int, steps: int = KAGGLE_STEPS, seed: int = 0) -> pl.DataFra
 
 def scale_for(rows: int, steps: int) -> float:
     """The generator scale that gives about `rows` rows over the first `steps` steps of the month."""
-    from replay.generator import expected_rows
+    from paysim.generator import expected_rows
 
     per_unit = expected_rows(steps=steps, scale=1.0)
     if per_unit <= 0:

@@ -20,9 +20,10 @@ import polars as pl
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from momoguard.settings import Settings
+import registry
+from core.settings import Settings
 from schemas.features import FEATURE_SETS, build_features, feature_names
-from training import data, model, registry, report
+from training import data, model, report
 from training.data import Windows
 from training.model import SearchResult
 from training.promotion import PromotionDecision, decide

@@ -20,7 +20,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from training.errors import DataError, TrainingError
+from core.errors import DataError
+from training.errors import TrainingError
 
 ThresholdPolicy = Literal["best_f1", "min_precision", "max_false_block_rate"]
 THRESHOLD_POLICIES: tuple[str, ...] = get_args(ThresholdPolicy)

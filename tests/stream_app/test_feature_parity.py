@@ -8,7 +8,7 @@ import pytest
 from schemas.features import FEATURE_SETS, build_features
 from schemas.frame import columns_from_transactions, frame_from_transactions
 from schemas.transaction import Transaction
-from tests.scorer_models import sample_frame
+from tests.support.models import sample_frame
 
 
 @pytest.mark.parametrize("feature_set", FEATURE_SETS)

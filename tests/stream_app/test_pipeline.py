@@ -9,6 +9,7 @@ from datetime import datetime
 import orjson
 import pytest
 
+from registry import LoadedModel
 from schemas.features import feature_names
 from schemas.transaction import Transaction
 from schemas.verdict import Verdict
@@ -16,9 +17,8 @@ from stream_app.metrics import ScorerMetrics
 from stream_app.parse import Invalid
 from stream_app.pipeline import BatchProcessor, Headers, Incoming, Record, dead_letter, headers_size
 from stream_app.scoring import Scored, Scorer
-from tests.scorer_models import train_booster
 from tests.stream_app.test_parse import GOOD
-from training.registry import LoadedModel
+from tests.support.models import train_booster
 
 
 def model(version: str, rounds: int = 20, threshold: float = 0.5) -> LoadedModel:
@@ -82,7 +82,7 @@ def test_blocked_verdicts_carry_reasons_and_low_scores_none() -> None:
 def test_an_unreachable_registry_keeps_the_current_model(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from momoguard.settings import Settings
+    from core.settings import Settings
     from stream_app.app import ScorerState, check_for_new_champion
     from stream_app.delivery import Deliverer
     from stream_app.worker import REGISTRY_CLIENT_ENV

@@ -17,13 +17,13 @@ import orjson
 import polars as pl
 import pytest
 
-from momoguard.settings import PROJECT_ROOT, Settings
+import registry
+from core.settings import PROJECT_ROOT, Settings
 from schemas.frame import FRAME_SCHEMA
 from schemas.verdict import Verdict
-from tests.scorer_harness import ScorerEnv, ScorerProcess, collect, produce
-from tests.scorer_models import register_model, sample_rows
-from tests.waiting import metric, scorer_metric, wait_until
-from training import registry
+from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
+from tests.support.models import register_model, sample_rows
+from tests.support.waiting import metric, scorer_metric, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -11,10 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from momoguard.settings import Settings
+from core.settings import Settings
 from schemas.features import build_features, feature_names
 from schemas.transaction import PAYSIM_COLUMNS
-from tests.scorer_models import sample_frame
 from training import model
 from training.quality import choose_threshold
 
@@ -31,13 +30,8 @@ def spread_over_steps(frame: pl.DataFrame, steps: int, seed: int = 0) -> pl.Data
 
 
 @pytest.fixture(scope="session")
-def samples() -> pl.DataFrame:
-    return sample_frame()
-
-
-@pytest.fixture(scope="session")
-def windowed(samples: pl.DataFrame) -> pl.DataFrame:
-    return spread_over_steps(samples, steps=40)
+def windowed(kaggle_frame: pl.DataFrame) -> pl.DataFrame:
+    return spread_over_steps(kaggle_frame, steps=40)
 
 
 @dataclass(frozen=True)

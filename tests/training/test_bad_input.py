@@ -11,11 +11,12 @@ import mlflow
 import polars as pl
 import pytest
 
-from momoguard.errors import MomoGuardError
-from momoguard.settings import PROJECT_ROOT, Settings
+import registry
+from core.errors import DataError, MomoGuardError
+from core.settings import PROJECT_ROOT, Settings
+from registry.errors import RegistryError
 from tests.training.conftest import write_paysim_csv
-from training import registry
-from training.errors import DataError, NoFraudError, RegistryError
+from training.errors import NoFraudError
 from training.flow import retrain
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

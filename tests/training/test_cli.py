@@ -16,17 +16,17 @@ import orjson
 import polars as pl
 import pytest
 
+from core.settings import PROJECT_ROOT, Settings
 from momoguard.cli import main
-from momoguard.settings import PROJECT_ROOT, Settings
-from replay.generator import write_paysim
-from tests import processes
-from tests.scorer_models import register_model
+from paysim.generator import write_paysim
+from tests.support import processes
+from tests.support.models import register_model
 from tests.training.conftest import write_paysim_csv
 
 
 @pytest.fixture
 def registry_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A tmp registry whose champion is a small model trained on the real samples, set in the environment."""
+    """A tmp registry whose champion is a small model trained on the real kaggle_frame, set in the environment."""
     settings = Settings(run_dir=tmp_path / "run", mlflow_tracking_uri="")
     register_model(settings, rounds=20, threshold=0.5, tmp=tmp_path)
     monkeypatch.setenv("MOMOGUARD_RUN_DIR", str(settings.run_dir))
@@ -46,9 +46,9 @@ def momoguard(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
     return code, out.out, out.err
 
 
-def shuffled_samples(samples: pl.DataFrame, folder: Path) -> dict[str, Path]:
+def shuffled_samples(kaggle_frame: pl.DataFrame, folder: Path) -> dict[str, Path]:
     """The 10,245 real sample rows shuffled together, as CSV, gzipped CSV and Parquet."""
-    rows = samples.sample(fraction=1.0, shuffle=True, seed=1)
+    rows = kaggle_frame.sample(fraction=1.0, shuffle=True, seed=1)
     paths = {kind: folder / f"shuffled.{kind}" for kind in ("csv", "csv.gz", "parquet")}
     for path in paths.values():
         write_paysim(rows, path)
@@ -57,18 +57,18 @@ def shuffled_samples(samples: pl.DataFrame, folder: Path) -> dict[str, Path]:
 
 def test_evaluate_scores_every_row_of_an_unsorted_file_in_any_format(
     registry_env: Settings,
-    samples: pl.DataFrame,
+    kaggle_frame: pl.DataFrame,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     results = {}
-    for kind, path in shuffled_samples(samples, tmp_path).items():
+    for kind, path in shuffled_samples(kaggle_frame, tmp_path).items():
         code, out, err = momoguard(monkeypatch, capsys, "evaluate", str(path))
         assert code == 0, err
         results[kind] = orjson.loads(out)
     csv = results["csv"]
-    assert csv["n"] == samples.height == 10_245 and csv["frauds"] == 633
+    assert csv["n"] == kaggle_frame.height == 10_245 and csv["frauds"] == 633
     assert csv["rows_skipped"] == 0 and csv["files"][0]["rows"] == 10_245
     for kind in ("csv.gz", "parquet"):
         assert {k: v for k, v in results[kind].items() if k != "files"} == {
@@ -115,13 +115,13 @@ def run_train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("case", ["missing", "not paysim", "one step", "skipped rows", "unlabelled", "seed -1"])
 def test_train_refuses_bad_input_in_one_line_before_prefect_starts(
-    case: str, samples: pl.DataFrame, windowed: pl.DataFrame, tmp_path: Path
+    case: str, kaggle_frame: pl.DataFrame, windowed: pl.DataFrame, tmp_path: Path
 ) -> None:
     data = tmp_path / "data.csv"
     if case == "not paysim":
         data.write_text("id,amount,label\n1,10.0,0\n")
     elif case == "one step":
-        write_paysim(samples.filter(pl.col("step") == 1), data)
+        write_paysim(kaggle_frame.filter(pl.col("step") == 1), data)
     elif case == "skipped rows":
         write_paysim(windowed, data)
         data.write_text(data.read_text() + "40,PAYMENT,abc,C1,1.0,1.0,M2,0.0,0.0,0,0\n")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from core.errors import DataError
 from training.data import check_labelled, split_by_step
-from training.errors import DataError, NoFraudError
+from training.errors import NoFraudError
 
 
 def test_windows_follow_each_other_in_time(windowed: pl.DataFrame) -> None:

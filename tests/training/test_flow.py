@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+import registry
+from core.settings import Settings
 from momoguard.cli import app
-from momoguard.settings import Settings
 from tests.training.conftest import write_paysim_csv
-from training import registry
 from training.data import split_by_step
 from training.flow import retrain
 from training.quality import measure

@@ -15,16 +15,16 @@ def scores(booster: lgb.Booster, frame: pl.DataFrame) -> np.ndarray:
     return np.asarray(booster.predict(build_features(frame)))
 
 
-def test_renaming_accounts_does_not_change_the_score(trained: Trained, samples: pl.DataFrame) -> None:
-    renamed = samples.with_columns(
+def test_renaming_accounts_does_not_change_the_score(trained: Trained, kaggle_frame: pl.DataFrame) -> None:
+    renamed = kaggle_frame.with_columns(
         nameOrig=pl.format("C9{}", pl.int_range(pl.len())),
         nameDest=pl.col("nameDest").str.slice(0, 1) + pl.format("77{}", pl.int_range(pl.len())),
     )
-    np.testing.assert_array_equal(scores(trained.booster, renamed), scores(trained.booster, samples))
+    np.testing.assert_array_equal(scores(trained.booster, renamed), scores(trained.booster, kaggle_frame))
 
 
-def test_moving_the_whole_balance_raises_a_transfer_score(trained: Trained, samples: pl.DataFrame) -> None:
-    transfers = samples.filter((pl.col("type") == "TRANSFER") & (pl.col("oldbalanceOrg") > 1000)).head(200)
+def test_moving_the_whole_balance_raises_a_transfer_score(trained: Trained, kaggle_frame: pl.DataFrame) -> None:
+    transfers = kaggle_frame.filter((pl.col("type") == "TRANSFER") & (pl.col("oldbalanceOrg") > 1000)).head(200)
     whole = transfers.with_columns(amount=pl.col("oldbalanceOrg"))
     part = transfers.with_columns(amount=pl.col("oldbalanceOrg") * 0.4)
     assert transfers.height == 200
@@ -33,10 +33,10 @@ def test_moving_the_whole_balance_raises_a_transfer_score(trained: Trained, samp
     assert np.median(scores(trained.booster, whole)) > 0.5 > np.median(scores(trained.booster, part))
 
 
-def test_payments_and_cash_ins_score_low(trained: Trained, samples: pl.DataFrame) -> None:
-    fraud = scores(trained.booster, samples.filter(pl.col("isFraud") == 1))
+def test_payments_and_cash_ins_score_low(trained: Trained, kaggle_frame: pl.DataFrame) -> None:
+    fraud = scores(trained.booster, kaggle_frame.filter(pl.col("isFraud") == 1))
     for kind in ("PAYMENT", "CASH_IN"):
-        rows = samples.filter(pl.col("type") == kind)
+        rows = kaggle_frame.filter(pl.col("type") == kind)
         assert rows.height > 100
         low = scores(trained.booster, rows)
         assert low.max() < trained.threshold, kind

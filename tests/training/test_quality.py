@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from training.errors import DataError, TrainingError
+from core.errors import DataError
+from training.errors import TrainingError
 from training.promotion import PromotionDecision, decide
 from training.quality import choose_threshold, measure
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from momoguard.settings import Settings
-from tests.scorer_models import sample_frame
-from training import registry
+import registry
+from core.settings import Settings
+from tests.support.models import sample_frame
 from training.flow import retrain
 from training.quality import measure
 

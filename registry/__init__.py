@@ -1,0 +1,63 @@
+"""The model registry (MLflow) as MoMo Guard uses it, for training and the scorer alike.
+
+`import registry` gives the API of `registry.versions` (register, check, load, promote, roll back, list);
+its failures are in `registry.errors`.
+"""
+
+from registry.versions import (
+    CHAMPION,
+    TAG_FEATURE_SET,
+    TAG_METRIC_PREFIX,
+    TAG_PREVIOUS,
+    TAG_REASON,
+    TAG_STATUS,
+    TAG_THRESHOLD,
+    LoadedModel,
+    Registration,
+    VersionRow,
+    champion,
+    champion_version,
+    check_reachable,
+    check_version,
+    client,
+    experiment_id,
+    fallback_versions,
+    get_version,
+    list_versions,
+    load_champion,
+    load_version,
+    make_champion,
+    register,
+    rollback,
+    set_tags,
+    tracking,
+)
+
+__all__ = [
+    "CHAMPION",
+    "TAG_FEATURE_SET",
+    "TAG_METRIC_PREFIX",
+    "TAG_PREVIOUS",
+    "TAG_REASON",
+    "TAG_STATUS",
+    "TAG_THRESHOLD",
+    "LoadedModel",
+    "Registration",
+    "VersionRow",
+    "champion",
+    "champion_version",
+    "check_reachable",
+    "check_version",
+    "client",
+    "experiment_id",
+    "fallback_versions",
+    "get_version",
+    "list_versions",
+    "load_champion",
+    "load_version",
+    "make_champion",
+    "register",
+    "rollback",
+    "set_tags",
+    "tracking",
+]

@@ -1,0 +1,142 @@
+"""The real Kafka broker: per-key order survives a round trip; up/down are idempotent and leave nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from core.settings import DEFAULT_RUN_DIR, PROJECT_ROOT, Settings
+from kafka_ops import local_broker, topics
+from tests.conftest import spare_broker_port
+
+pytestmark = pytest.mark.kafka
+
+
+def test_thousand_keyed_transactions_round_trip_in_order_per_key(
+    kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    topic = topic_factory("transactions", partitions=8)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all", "linger.ms": 5})
+    sent: dict[str, list[int]] = defaultdict(list)
+    for seq in range(1000):
+        account = f"C{seq % 37}"
+        sent[account].append(seq)
+        tx = {"tx_id": str(seq), "step": 1, "type": "TRANSFER", "amount": float(seq), "nameOrig": account}
+        producer.produce(topic, key=account.encode(), value=orjson.dumps(tx))
+    assert producer.flush(30) == 0
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": f"g-{topic}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    received: dict[str, list[int]] = defaultdict(list)
+    partitions_of: dict[str, set[int]] = defaultdict(set)
+    count = 0
+    try:
+        for _ in range(300):
+            for message in consumer.consume(500, timeout=0.5):
+                assert message.error() is None, message.error()
+                key = message.key().decode()
+                received[key].append(int(orjson.loads(message.value())["tx_id"]))
+                partitions_of[key].add(message.partition())
+                count += 1
+            if count >= 1000:
+                break
+    finally:
+        consumer.close()
+    assert count == 1000
+    assert received == sent, "each key's messages come back in the order they were sent"
+    assert all(len(p) == 1 for p in partitions_of.values()), "a key always lands on one partition"
+    assert len({p for ps in partitions_of.values() for p in ps}) > 1, "keys spread over partitions"
+
+
+def test_topics_are_created_idempotently_with_configured_partitions(kafka_bootstrap: str) -> None:
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_transactions="tx-idem",
+        topic_verdicts="v-idem",
+        topic_dlq="tx-idem.dlq",
+        transactions_partitions=4,
+        verdicts_partitions=3,
+    )
+    topics.create_topics(settings)
+    second = topics.create_topics(settings)
+    assert set(second.values()) == {"exists"}
+    found = topics.list_topics(settings)
+    assert (found["tx-idem"], found["v-idem"], found["tx-idem.dlq"]) == (4, 3, 1)
+
+
+def _momoguard(*args: str, port: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MOMOGUARD_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"}
+    return subprocess.run(
+        [sys.executable, "-m", "momoguard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=180,
+        check=False,
+    )
+
+
+def _our_broker_processes(config_file: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(config_file).encode() in cmdline:
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_kafka_up_twice_is_harmless_and_down_leaves_no_broker_of_ours() -> None:
+    # A second broker on its own port, so the session's broker is left alone.
+    port = spare_broker_port(0)
+    local = local_broker.LocalBroker.from_bootstrap(f"127.0.0.1:{port}", DEFAULT_RUN_DIR)
+    try:
+        first = _momoguard("kafka", "up", port=port)
+        assert first.returncode == 0, first.stderr
+        pid = local_broker.running_pid(local)
+        assert pid is not None and _our_broker_processes(local.config_file) == [pid]
+
+        second = _momoguard("kafka", "up", port=port)
+        assert second.returncode == 0, second.stderr
+        assert "already running" in second.stderr
+        assert local_broker.running_pid(local) == pid, "the second call sees the running broker, starts none"
+        assert _our_broker_processes(local.config_file) == [pid]
+
+        status = _momoguard("kafka", "status", port=port)
+        assert status.returncode == 0
+        assert f"127.0.0.1:{port}" in status.stdout and "4.1" in status.stdout and "transactions" in status.stdout
+    finally:
+        down = _momoguard("kafka", "down", port=port)
+    assert down.returncode == 0, down.stderr
+    assert _our_broker_processes(local.config_file) == []
+    assert not local.pid_file.exists()
+    again = _momoguard("kafka", "down", port=port)
+    assert again.returncode == 0 and "no Kafka broker of ours" in again.stdout
+
+
+def test_a_stale_pid_file_is_cleared(tmp_path: Path) -> None:
+    local = local_broker.LocalBroker(host="127.0.0.1", port=39999, home=tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    local.pid_file.write_text(str(dead.pid))
+    assert local_broker.running_pid(local) is None
+    assert not local.pid_file.exists()

@@ -1,0 +1,75 @@
+"""Exit codes tell the truth: a failure the CLI reports by exit code, not by exception, still exits non-zero."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT, Settings
+from tests.support.harness import ScorerEnv
+from tests.support.models import register_model
+from tests.support.registry_faults import spoil
+
+
+def momoguard(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "momoguard", *args],
+        env={**os.environ, **env}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_a_command_ending_in_typer_exit_exits_with_its_code() -> None:
+    # Any command: one registered for the test on the real app, run through the real entry point.
+    program = (
+        "import sys, typer\n"
+        "from momoguard import cli\n"
+        "@cli.app.command('fail-quietly')\n"
+        "def fail_quietly() -> None:\n"
+        "    raise typer.Exit(3)\n"
+        "sys.argv = ['momoguard', 'fail-quietly']\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3, done.stderr
+
+
+@pytest.mark.kafka
+def test_replay_with_the_scorer_down_exits_1_and_still_writes_the_report(scorer_env: ScorerEnv, tmp_path: Path) -> None:
+    report = tmp_path / "nobody-answers.json"
+    args = ("replay", "--rows", "50", "--rate", "200", "--wait", "2", "--report", str(report))
+    done = momoguard(*args, env=scorer_env.env)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert (
+        last
+        == f"error: 50 of 50 transactions got no verdict within 2 s (is `momoguard serve` running?); report {report}"
+    )
+    figures = json.loads(report.read_text())
+    assert (figures["sent"], figures["verdicts"], figures["missing"]) == (50, 0, 50)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.parametrize("registry_state", ["no champion", "no usable version"])
+def test_serve_with_two_workers_that_both_fail_exits_non_zero(
+    scorer_env: ScorerEnv, tmp_path: Path, registry_state: str
+) -> None:
+    own = Settings(run_dir=tmp_path / "registry", mlflow_tracking_uri="")
+    if registry_state == "no usable version":
+        register_model(own, rounds=20, threshold=0.5, tmp=tmp_path)
+        spoil(own, "1", "unknown feature set")
+    env = {**scorer_env.env, "MOMOGUARD_RUN_DIR": str(own.run_dir), "MOMOGUARD_MLFLOW_TRACKING_URI": own.tracking_uri}
+    done = momoguard("serve", "--workers", "2", env=env)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    expected = "no champion model" if registry_state == "no champion" else "no usable model"
+    assert len(errors) == 2 and all(expected in line for line in errors), errors

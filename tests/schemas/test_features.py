@@ -1,0 +1,83 @@
+"""The feature function: what it reads, what it leaves out, and that a row's features never depend on its batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from schemas.features import FEATURE_SETS, FeatureError, build_features, feature_names, required_columns
+
+LEAKY = ("isFraud", "isFlaggedFraud", "newbalanceOrig", "newbalanceDest")
+
+
+def row(**overrides: object) -> pl.DataFrame:
+    base: dict[str, object] = {
+        "tx_id": "t1", "step": 25, "type": "TRANSFER", "amount": 500.0, "nameOrig": "C1",
+        "oldbalanceOrg": 500.0, "newbalanceOrig": 0.0, "nameDest": "C2", "oldbalanceDest": 0.0,
+        "newbalanceDest": 0.0, "isFraud": 1, "isFlaggedFraud": 0,
+    }  # fmt: skip
+    return pl.DataFrame([{**base, **overrides}])
+
+
+def features_of(frame: pl.DataFrame, feature_set: str = "pre_settlement") -> dict[str, float]:
+    return dict(zip(feature_names(feature_set), build_features(frame, feature_set)[0].tolist(), strict=True))
+
+
+@pytest.mark.parametrize("feature_set", FEATURE_SETS)
+def test_one_row_at_a_time_equals_the_batch(kaggle_frame: pl.DataFrame, feature_set: str) -> None:
+    batch = kaggle_frame.sample(n=300, seed=1)
+    together = build_features(batch, feature_set)
+    alone = np.vstack([build_features(batch.slice(i, 1), feature_set) for i in range(batch.height)])
+    assert together.shape == (300, len(feature_names(feature_set)))
+    np.testing.assert_array_equal(alone, together)
+
+
+def test_default_features_ignore_labels_and_new_balances(kaggle_frame: pl.DataFrame) -> None:
+    before = build_features(kaggle_frame)
+    scrambled = kaggle_frame.with_columns(
+        pl.col("isFraud").reverse(), pl.col("isFlaggedFraud").reverse(),
+        pl.col("newbalanceOrig").reverse(), pl.col("newbalanceDest") * 7 + 1,
+    )  # fmt: skip
+    np.testing.assert_array_equal(build_features(scrambled), before)
+    np.testing.assert_array_equal(build_features(kaggle_frame.drop(*LEAKY)), before)
+    assert not set(LEAKY) & set(required_columns("pre_settlement"))
+    assert not any("new" in name or "fraud" in name or "error" in name for name in feature_names())
+
+
+def test_post_settlement_features_read_the_new_balances(kaggle_frame: pl.DataFrame) -> None:
+    before = build_features(kaggle_frame, "post_settlement")
+    after = build_features(kaggle_frame.with_columns(pl.col("newbalanceDest") + 1), "post_settlement")
+    assert not np.array_equal(before, after)
+    with pytest.raises(FeatureError, match="newbalanceDest"):
+        build_features(kaggle_frame.drop("newbalanceDest"), "post_settlement")
+
+
+def test_moving_the_whole_balance_is_flagged() -> None:
+    whole = features_of(row(amount=500.0, oldbalanceOrg=500.0))
+    part = features_of(row(amount=200.0, oldbalanceOrg=500.0))
+    assert whole["moves_whole_balance"] == 1 and part["moves_whole_balance"] == 0
+    assert whole["amount_over_balance_orig"] == 1.0 and part["amount_over_balance_orig"] == 0.4
+    assert whole["type_transfer"] == 1 and whole["type_payment"] == 0
+
+
+def test_merchant_destination_hour_and_empty_balance() -> None:
+    f = features_of(row(type="PAYMENT", nameDest="M123", step=49, oldbalanceOrg=0.0, amount=10.0))
+    assert f["dest_is_merchant"] == 1 and f["hour_of_day"] == 1
+    assert f["orig_balance_empty"] == 1 and f["exceeds_balance_orig"] == 1 and f["moves_whole_balance"] == 0
+    assert f["amount_over_balance_orig"] == -1.0  # no balance: the ratio is undefined, marked -1
+    assert features_of(row(nameDest="C9"))["dest_is_merchant"] == 0
+
+
+def test_balance_errors_in_post_settlement() -> None:
+    f = features_of(row(amount=500.0, oldbalanceOrg=800.0, newbalanceOrig=0.0), "post_settlement")
+    assert f["balance_error_orig"] == -300.0
+    assert f["dest_zero_to_zero"] == 1
+
+
+def test_empty_frame_and_bad_input() -> None:
+    assert build_features(row().clear()).shape == (0, len(feature_names()))
+    with pytest.raises(FeatureError, match="unknown feature set"):
+        build_features(row(), "tomorrow")
+    with pytest.raises(FeatureError, match="oldbalanceOrg"):
+        build_features(row().drop("oldbalanceOrg"))

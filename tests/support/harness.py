@@ -1,0 +1,220 @@
+"""Scorer test harness: a real MLflow registry with a champion, unique topics, scorer worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from core.settings import PROJECT_ROOT, Settings
+from tests.support.models import register_model
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("registry")
+
+
+@pytest.fixture(scope="session")
+def champion_registry(registry_dir: Path) -> Settings:
+    """A SQLite MLflow store whose champion is a small model trained on the real Kaggle samples."""
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{registry_dir / 'mlflow.db'}", run_dir=registry_dir)
+    register_model(settings, rounds=40, threshold=0.5, tmp=registry_dir)
+    return settings
+
+
+@dataclass
+class ScorerEnv:
+    """One test's isolated scorer set-up: its topics, group, web port and registry."""
+
+    settings: Settings
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+
+@pytest.fixture
+def scorer_env(kafka_bootstrap: str, topic_factory: Callable[..., str], champion_registry: Settings) -> ScorerEnv:
+    values = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "topic_transactions": topic_factory("transactions", partitions=4),
+        "topic_verdicts": topic_factory("verdicts", partitions=4),
+        "topic_dlq": topic_factory("dlq", partitions=1),
+        "transactions_partitions": 4,
+        "verdicts_partitions": 4,
+        "consumer_group": f"scorer-{uuid.uuid4().hex[:8]}",
+        "web_port": free_port(),
+        "reload_interval_s": 1.0,
+        "mlflow_tracking_uri": champion_registry.mlflow_tracking_uri,
+        "run_dir": champion_registry.run_dir,
+    }
+    env = {f"MOMOGUARD_{k.upper()}": str(v) for k, v in values.items()}
+    return ScorerEnv(Settings(**values), env)  # type: ignore[arg-type]
+
+
+class ScorerProcess:
+    """`momoguard serve` as a child process, as an operator runs it."""
+
+    def __init__(self, scorer: ScorerEnv, log: Path, *args: str) -> None:
+        self.scorer = scorer
+        self.log = log
+        self.handle = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "momoguard", "serve", *args],
+            env={**os.environ, **scorer.env},
+            cwd=PROJECT_ROOT,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"scorer exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.scorer.web}/ready", timeout=2) as response:
+                    return dict(orjson.loads(response.read()))
+            except OSError:
+                time.sleep(0.5)
+        pytest.fail(f"scorer not ready within {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def health(self) -> dict[str, object]:
+        """The worker's /health report, whatever its status code."""
+        return get_json(f"{self.scorer.web}/health")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.handle.close()
+
+
+@pytest.fixture
+def start_scorer(scorer_env: ScorerEnv, tmp_path: Path) -> Iterator[Callable[..., ScorerProcess]]:
+    started: list[ScorerProcess] = []
+
+    def start(*args: str) -> ScorerProcess:
+        process = ScorerProcess(scorer_env, tmp_path / f"scorer-{len(started)}.log", *args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.stop(signal.SIGKILL)
+
+
+def get_json(url: str) -> dict[str, object]:
+    """A JSON endpoint's body, also when it answers 503."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(orjson.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        return dict(orjson.loads(error.read()))
+
+
+def wait_committed_to_end(settings: Settings, timeout: float = 60.0) -> None:
+    """Wait until the scorer's group has committed every partition of the transactions topic to its end."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.consumer_group})
+    partitions = [TopicPartition(settings.topic_transactions, p) for p in range(settings.transactions_partitions)]
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
+            committed = [tp.offset for tp in consumer.committed(partitions, timeout=10)]
+            behind = [(p.partition, c, e) for p, c, e in zip(partitions, committed, ends, strict=True) if c < e and e]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"offsets not committed to the end within {timeout} s: (partition, committed, end) {behind}"
+                )
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]],
+    rate_per_s: float | None = None,
+) -> None:
+    """Send (key, value, headers) messages; optionally paced."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    started = time.monotonic()
+    for i, (key, value, headers) in enumerate(messages):
+        producer.produce(topic, key=key, value=value, headers=headers)
+        producer.poll(0)
+        if rate_per_s:
+            ahead = started + i / rate_per_s - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+    assert producer.flush(30) == 0
+
+
+@dataclass
+class Collected:
+    values: list[dict[str, object]] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    headers: list[dict[str, bytes]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+
+def collect(bootstrap: str, topic: str, expect: int, timeout: float = 120.0, decode: bool = True) -> Collected:
+    """Read a topic from the start until `expect` messages arrived (or the timeout), then a little more."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"collect-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got = Collected()
+    deadline = time.monotonic() + timeout
+    settle: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error():
+                    continue
+                got.raw.append(message.value())
+                got.keys.append(message.key())
+                got.headers.append(dict(message.headers() or []))
+                if decode:
+                    got.values.append(orjson.loads(message.value()))
+            if len(got.raw) >= expect:
+                settle = settle or time.monotonic() + 2.0  # catch duplicates arriving late
+                if time.monotonic() > settle:
+                    break
+    finally:
+        consumer.close()
+    return got
