@@ -27,8 +27,8 @@ import polars as pl
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from benchmarks.machine import describe_machine
 from core.errors import MomoGuardError
+from core.machine import describe_machine
 from core.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from benchmarks.machine import describe_machine  # noqa: E402
+from core.machine import describe_machine  # noqa: E402
 from core.settings import PROJECT_ROOT  # noqa: E402
 from paysim.generator import generate, write_paysim  # noqa: E402
 

@@ -1,1 +1,1 @@
-"""The ground floor: the one settings object, the base exception and its kinds, the settings table, terminal tables."""
+"""The ground floor: the one settings object, the base exception and its kinds, terminal tables, the machine."""

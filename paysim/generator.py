@@ -96,7 +96,7 @@ def check_arguments(steps: int, scale: float, seed: int = 0) -> None:
 
 def check_memory(steps: int, scale: float) -> None:
     """Raise a one-line ConfigError when the month would need more memory than the machine has available."""
-    from benchmarks.machine import available_memory_bytes
+    from core.machine import available_memory_bytes
 
     rows = expected_rows(steps, scale)
     needed = rows * _BYTES_PER_ROW + steps * _BYTES_PER_STEP

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from schemas.transaction import ALIASES, EARLIEST_EVENT_TIME, LATEST_EVENT_TIME, Transaction
-from schemas.verdict import Verdict
+from schemas.verdict import VERDICT
 
 SCHEMA_DIR = Path(__file__).resolve().parent
-MODELS: dict[str, type[BaseModel]] = {"transaction": Transaction, "verdict": Verdict}
+WIRE_FORMATS = ("transaction", "verdict")
 
 
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a model as a message on the wire."""
-    mode: Literal["validation", "serialization"] = "validation" if model is Transaction else "serialization"
-    schema = model.model_json_schema(mode=mode)
-    if model is Transaction:
+def schema_of(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a message on the wire: what the scorer reads, or what it writes."""
+    if name == "transaction":
+        schema = Transaction.model_json_schema(mode="validation")
         _with_paysim_names(schema)
+    else:
+        schema = VERDICT.json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"{model.__name__.lower()}.schema.json"
+    schema["$id"] = f"{name}.schema.json"
     return schema
 
 
@@ -62,8 +61,8 @@ def _with_paysim_names(schema: dict[str, Any]) -> None:
 def rendered() -> dict[Path, str]:
     """File path -> the exact text that file should hold."""
     return {
-        SCHEMA_DIR / f"{name}.schema.json": json.dumps(schema_of(model), indent=2, sort_keys=True) + "\n"
-        for name, model in MODELS.items()
+        SCHEMA_DIR / f"{name}.schema.json": json.dumps(schema_of(name), indent=2, sort_keys=True) + "\n"
+        for name in WIRE_FORMATS
     }
 
 

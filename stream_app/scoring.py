@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 
 from registry import LoadedModel
 from schemas.features import build_features
 from schemas.frame import columns_from_transactions
 from schemas.transaction import Transaction
+from schemas.verdict import Reason, Verdict, verdict_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,32 +61,30 @@ class Scorer:
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
         blocked = scores >= self.model.threshold
         reasons = self._reasons(features, scores)
-        scored_at = (now or datetime.now(UTC)).isoformat()
-        common = {
-            "threshold": self.model.threshold,
-            "model_name": self.model.name,
-            "model_version": self.model.version,
-        }
+        scored_at = now or datetime.now(UTC)
+        model = self.model
         verdicts = [
-            orjson.dumps(
-                {
-                    "tx_id": tx.tx_id,
-                    "decision": "block" if block else "allow",
-                    "score": score,
-                    **common,
-                    "reasons": why,
-                    "event_time": tx.event_time,
-                    "scored_at": scored_at,
-                }
+            verdict_bytes(
+                Verdict(
+                    tx.tx_id,
+                    "block" if block else "allow",
+                    score,
+                    model.threshold,
+                    model.name,
+                    model.version,
+                    scored_at,
+                    why,
+                    tx.event_time,
+                )
             )
             for tx, score, block, why in zip(transactions, scores.tolist(), blocked.tolist(), reasons, strict=True)
         ]
         return Scored(verdicts, scores, blocked)
 
-    def _reasons(self, features: np.ndarray, scores: np.ndarray) -> list[list[dict[str, object]]]:
+    def _reasons(self, features: np.ndarray, scores: np.ndarray) -> list[list[Reason]]:
         # Exact SHAP values cost far more than the prediction itself, so only verdicts that may matter
         # (blocked, or scoring above explain_min_score) are explained; the rest carry no reasons.
-        reasons: list[list[dict[str, object]]] = [[] for _ in range(len(scores))]
+        reasons: list[list[Reason]] = [[] for _ in range(len(scores))]
         if not self.reasons:
             return reasons
         explain = np.flatnonzero(scores >= min(self.explain_min_score, self.model.threshold))
@@ -95,7 +93,7 @@ class Scorer:
                 reasons[row] = why
         return reasons
 
-    def _top_reasons(self, features: np.ndarray) -> list[list[dict[str, object]]]:
+    def _top_reasons(self, features: np.ndarray) -> list[list[Reason]]:
         # pred_contrib: per-feature log-odds contributions, last column the bias (dropped).
         contrib = np.asarray(self.model.booster.predict(features, pred_contrib=True, num_threads=1))[:, :-1]
         k = min(self.reasons, contrib.shape[1])
@@ -103,6 +101,6 @@ class Scorer:
         values = np.take_along_axis(contrib, top, axis=1)
         names = self._names[top]
         return [
-            [{"feature": n, "contribution": round(v, 6)} for n, v in zip(row_n, row_v, strict=True) if v != 0]
+            [Reason(n, round(v, 6)) for n, v in zip(row_n, row_v, strict=True) if v != 0]
             for row_n, row_v in zip(names.tolist(), values.tolist(), strict=True)
         ]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
 from paysim.kaggle import SAMPLES_DIR
-from schemas import PAYSIM_COLUMNS, Transaction, TxType, Verdict
+from schemas import PAYSIM_COLUMNS, Transaction, TxType
 from schemas.json_schema import SCHEMA_DIR, rendered
 from schemas.transaction import ALIASES
+from schemas.verdict import Reason, Verdict, parse_verdict, verdict_bytes
 from tests.support.models import typed
 
 
@@ -114,22 +117,14 @@ def test_labels_are_optional() -> None:
     assert Transaction.model_validate(data).is_fraud is None
 
 
-def test_verdict_bounds() -> None:
-    now = datetime.now(UTC)
-    ok = Verdict(
-        tx_id="t",
-        decision="block",
-        score=0.9,
-        threshold=0.5,
-        model_name="m",
-        model_version="3",
-        reasons=[{"feature": "amount", "contribution": 1.5}],
-        scored_at=now,  # type: ignore[list-item]
-    )
-    assert Verdict.model_validate_json(ok.model_dump_json()) == ok
-    for bad in ({"score": 1.5}, {"decision": "maybe"}, {"threshold": -0.1}, {"tx_id": ""}):
+def test_a_verdict_goes_to_bytes_and_back_and_its_bounds_hold() -> None:
+    ok = Verdict("t", "block", 0.9, 0.5, "m", "3", datetime.now(UTC), [Reason("amount", 1.5)])
+    assert parse_verdict(verdict_bytes(ok)) == ok
+    fields = orjson.loads(verdict_bytes(ok))
+    assert list(fields) == [f.name for f in dataclasses.fields(Verdict)], "the wire shape is the definition"
+    for bad in ({"score": 1.5}, {"decision": "maybe"}, {"threshold": -0.1}, {"tx_id": ""}, {"reasons": [{}]}):
         with pytest.raises(ValidationError):
-            Verdict.model_validate({**ok.model_dump(), **bad})
+            parse_verdict(orjson.dumps({**fields, **bad}))
 
 
 def test_json_schema_files_are_up_to_date() -> None:

@@ -12,7 +12,7 @@ import pytest
 from registry import LoadedModel
 from schemas.features import feature_names
 from schemas.transaction import Transaction
-from schemas.verdict import Verdict
+from schemas.verdict import parse_verdict
 from stream_app.metrics import ScorerMetrics
 from stream_app.parse import Invalid
 from stream_app.pipeline import BatchProcessor, Headers, Incoming, Record, dead_letter, headers_size
@@ -43,7 +43,7 @@ def test_valid_and_invalid_messages_are_routed(processor: BatchProcessor) -> Non
     outcome = processor.process(batch)
     assert (outcome.scored, outcome.invalid, outcome.model_version) == (2, 1, "1")
     verdicts = [r for r in outcome.records if r.topic == "verdicts"]
-    assert [Verdict.model_validate_json(r.value).tx_id for r in verdicts] == ["a", "b"]
+    assert [parse_verdict(r.value).tx_id for r in verdicts] == ["a", "b"]
     assert [r.key for r in verdicts] == [b"C1", b"C1"]
     (dead,) = [r for r in outcome.records if r.topic == "dlq"]
     headers = dict(dead.headers or [])
@@ -59,7 +59,7 @@ def test_swap_takes_effect_from_the_next_batch(processor: BatchProcessor) -> Non
     before = processor.process([incoming(1, orjson.dumps(GOOD))])
     processor.swap(Scorer(model("2", rounds=30, threshold=0.3)))
     after = processor.process([incoming(2, orjson.dumps(GOOD))])
-    v1, v2 = (Verdict.model_validate_json(o.records[0].value) for o in (before, after))
+    v1, v2 = (parse_verdict(o.records[0].value) for o in (before, after))
     assert (v1.model_version, v1.threshold) == ("1", 0.5)
     assert (v2.model_version, v2.threshold) == ("2", 0.3)
 
@@ -70,7 +70,7 @@ def test_blocked_verdicts_carry_reasons_and_low_scores_none() -> None:
     payment = {**GOOD, "type": "PAYMENT", "nameDest": "M99", "amount": 10.0, "oldbalanceOrg": 5000.0}
 
     scored = scorer.score([Transaction.model_validate(whole_balance), Transaction.model_validate(payment)])
-    fraud, genuine = (Verdict.model_validate_json(v) for v in scored.verdicts)
+    fraud, genuine = (parse_verdict(v) for v in scored.verdicts)
     assert fraud.decision == "block" and 1 <= len(fraud.reasons) <= 3
     names = set(feature_names())
     assert all(r.feature in names for r in fraud.reasons)
@@ -154,7 +154,7 @@ def test_a_batch_that_fails_to_score_is_scored_one_by_one_and_only_the_culprit_i
     processor = BatchProcessor(PickyScorer(model("1")), metrics, "verdicts", "dlq", max_bytes=2048)
     batch = [incoming(i, orjson.dumps({**GOOD, "tx_id": tx_id})) for i, tx_id in enumerate(["a", "bad", "b"])]
     outcome = processor.process(batch)
-    verdicts = [Verdict.model_validate_json(r.value).tx_id for r in outcome.records if r.topic == "verdicts"]
+    verdicts = [parse_verdict(r.value).tx_id for r in outcome.records if r.topic == "verdicts"]
     (dead,) = [r for r in outcome.records if r.topic == "dlq"]
     said = dict(dead.headers or [])
     assert verdicts == ["a", "b"] and outcome.scored == 2 and len(outcome.started_at) == 2

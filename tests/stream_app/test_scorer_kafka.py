@@ -20,7 +20,7 @@ import pytest
 import registry
 from core.settings import PROJECT_ROOT, Settings
 from schemas.frame import FRAME_SCHEMA
-from schemas.verdict import Verdict
+from schemas.verdict import VERDICT
 from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
 from tests.support.models import register_model, sample_rows
 from tests.support.waiting import metric, scorer_metric, wait_until
@@ -65,7 +65,7 @@ def test_ten_thousand_transactions_get_exactly_one_verdict_each_with_offline_sco
     expected = offline_scores(s, txs, "1")
     by_id = {str(tx["tx_id"]): tx for tx in txs}
     for value, key in zip(got.values, got.keys, strict=True):
-        verdict = Verdict.model_validate(value)
+        verdict = VERDICT.validate_python(value)
         assert abs(verdict.score - expected[verdict.tx_id]) <= 1e-9, "training/serving parity"
         assert verdict.decision == ("block" if verdict.score >= verdict.threshold else "allow")
         assert (verdict.model_name, verdict.model_version, verdict.threshold) == (s.model_name, "1", 0.5)
