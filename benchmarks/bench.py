@@ -225,10 +225,10 @@ def latency_at(
                         result.sent, result.received, offered_rate_tps=rate, send_seconds=result.send_seconds
                     )
                     out[str(rate)] = {
-                        "p50": report["latency_ms"]["p50"],
-                        "p99": report["latency_ms"]["p99"],
-                        "achieved_rate_tps": report["achieved_rate_tps"],
-                        "missing": report["missing"],
+                        "p50": report.latency_ms.p50,
+                        "p99": report.latency_ms.p99,
+                        "achieved_rate_tps": report.achieved_rate_tps,
+                        "missing": report.missing,
                     }
             finally:
                 _stop(process)

@@ -152,7 +152,7 @@ def run(settings: Settings, rows: int, rate: float, train_args: list[str]) -> No
         result = run_replay(settings, frame, Pace(rate=rate), wait=60)
         report = PROJECT_ROOT / "reports" / "demo-replay.json"
         write_outputs(result, report)
-        print_summary(result["report"], report)
+        print_summary(result.report, report)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: stopping what the demo started")
         down(settings)

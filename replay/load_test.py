@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
     from paysim.reader import ReadReport
-    from replay.replayer import ReplayLog
+    from replay.replayer import Pace, ReplayLog
+    from replay.report import ReplayReport
 
 console = Console(stderr=True)
 
@@ -88,25 +90,33 @@ def replay(
     frame = load_source(data, rows, seed, read)
     pace = Pace(rate=rate if rate else (None if max_rate or speedup else 1000.0), speedup=speedup)
     result = run_replay(settings, frame, pace, wait)
-    summary = result["report"]
-    summary["input"] = read.to_dict() if read is not None else {"generated": frame.height, "seed": seed}
+    summary = result.report
+    summary.input = read.to_dict() if read is not None else {"generated": frame.height, "seed": seed}
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = report or PROJECT_ROOT / "reports" / f"replay-{stamp}.json"
     write_outputs(result, path)
     if as_json:
-        typer.echo(json.dumps(_finite(summary)))
+        typer.echo(json.dumps(summary.to_json()))
     else:
         print_summary(summary, path)
     if read is not None:
         check_skipped([read], settings.max_skipped_rows)
-    if summary["missing"]:
+    if summary.missing:
         raise VerdictsMissingError(
-            f"{summary['missing']:,} of {summary['sent']:,} transactions got no verdict within {wait:g} s "
+            f"{summary.missing:,} of {summary.sent:,} transactions got no verdict within {wait:g} s "
             f"(is `momoguard serve` running?); report {path}"
         )
 
 
-def run_replay(settings: Settings, frame: pl.DataFrame, pace: Any, wait: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReplayRun:
+    """A replay's report, and its raw log for the plot."""
+
+    report: ReplayReport
+    log: ReplayLog
+
+
+def run_replay(settings: Settings, frame: pl.DataFrame, pace: Pace, wait: float) -> ReplayRun:
     """Replay with a progress bar; the report plus the raw log for the plot."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -140,23 +150,14 @@ def run_replay(settings: Settings, frame: pl.DataFrame, pace: Any, wait: float) 
     if pace.speedup and log.sent:
         offered = len(log.sent) / max(log.send_seconds, 1e-9)
     summary = build_report(log.sent, log.received, offered_rate_tps=offered, send_seconds=log.send_seconds)
-    return {"report": summary, "log": log}
+    return ReplayRun(summary, log)
 
 
-def write_outputs(result: dict[str, Any], path: Path) -> None:
+def write_outputs(result: ReplayRun, path: Path) -> None:
     """The JSON report at `path` and the latency plot beside it (same name, .png)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(result["report"]), indent=2) + "\n")
-    plot_latency(result["log"], path.with_suffix(".png"))
-
-
-def _finite(value: Any) -> Any:
-    # JSON has no NaN: an unmeasured figure is null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
+    path.write_text(json.dumps(result.report.to_json(), indent=2) + "\n")
+    plot_latency(result.log, path.with_suffix(".png"))
 
 
 def plot_latency(log: ReplayLog, path: Path) -> None:
@@ -181,10 +182,10 @@ def plot_latency(log: ReplayLog, path: Path) -> None:
     plt.close(fig)
 
 
-def print_summary(summary: dict[str, Any], path: Path) -> None:
+def print_summary(summary: ReplayReport, path: Path) -> None:
     out = Console(soft_wrap=True)  # paths and figures stay on their line, to be copied whole
-    lat = summary["latency_ms"]
-    c = summary["confusion"]
+    lat = summary.latency_ms
+    c = summary.confusion
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f} %"
@@ -193,22 +194,22 @@ def print_summary(summary: dict[str, Any], path: Path) -> None:
         return "max" if value is None else f"{value:,.0f} tx/s"
 
     out.print(
-        f"[bold]replay[/]: sent {summary['sent']:,}, verdicts {summary['verdicts']:,}, "
-        f"missing {summary['missing']:,}, duplicates {summary['duplicates']:,}"
+        f"[bold]replay[/]: sent {summary.sent:,}, verdicts {summary.verdicts:,}, "
+        f"missing {summary.missing:,}, duplicates {summary.duplicates:,}"
     )
-    out.print(f"rate: offered {rate(summary['offered_rate_tps'])}, achieved {rate(summary['achieved_rate_tps'])}")
+    out.print(f"rate: offered {rate(summary.offered_rate_tps)}, achieved {rate(summary.achieved_rate_tps)}")
     out.print(
-        f"latency ms: p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}"
-        if lat["p50"] == lat["p50"]
+        f"latency ms: p50 {lat.p50:.1f}  p95 {lat.p95:.1f}  p99 {lat.p99:.1f}  max {lat.max:.1f}"
+        if math.isfinite(lat.p50)
         else "latency: no verdicts"
     )
     out.print(
-        f"confusion: tp {c['tp']:,}  fp {c['fp']:,}  tn {c['tn']:,}  fn {c['fn']:,};  precision "
-        f"{pct(summary['precision'])}, recall {pct(summary['recall'])}, "
-        f"fraud-amount recall {pct(summary['fraud_amount_recall'])}"
+        f"confusion: tp {c.tp:,}  fp {c.fp:,}  tn {c.tn:,}  fn {c.fn:,};  precision "
+        f"{pct(summary.precision)}, recall {pct(summary.recall)}, "
+        f"fraud-amount recall {pct(summary.fraud_amount_recall)}"
     )
-    out.print(f"model versions: {summary['model_versions']}")
-    source = summary.get("input", {})
+    out.print(f"model versions: {summary.model_versions}")
+    source = summary.input
     if "skipped" in source:
         out.print(f"input: {source['path']}: {source['rows']:,} rows read, {source['skipped']:,} skipped as malformed")
     out.print(f"report: {path}  plot: {path.with_suffix('.png')}")

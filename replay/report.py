@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -26,6 +26,59 @@ class Received:
     received_at: float
     decision: str
     model_version: str
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Publish-to-verdict latency of the first verdict of each transaction, in milliseconds."""
+
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Verdicts against the labels of the transactions that carry one."""
+
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+
+@dataclass
+class ReplayReport:
+    """What a replay sent and what came back: the JSON report, field by field."""
+
+    sent: int
+    verdicts: int
+    missing: int
+    duplicates: int
+    offered_rate_tps: float | None
+    achieved_rate_tps: float | None
+    answered_rate_tps: float | None
+    latency_ms: Latency
+    confusion: Confusion
+    precision: float | None
+    recall: float | None
+    fraud_amount_recall: float | None
+    model_versions: dict[str, int]
+    # Where the transactions came from: a data file's read report (rows read, skipped) or the generator's seed.
+    input: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON values (an unmeasured figure, NaN, is null)."""
+        return _finite(asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -51,8 +104,8 @@ def build_report(
     *,
     offered_rate_tps: float | None,
     send_seconds: float,
-) -> dict[str, Any]:
-    """The replay report: every key the issue names, computed from the join on tx_id.
+) -> ReplayReport:
+    """The replay report, computed from the join on tx_id.
 
     A verdict for a tx_id that was not sent in this replay is ignored; a second verdict for a tx_id counts as
     a duplicate (at-least-once delivery) and its latency is not counted again.
@@ -88,26 +141,26 @@ def build_report(
     for verdict in first.values():
         versions[verdict.model_version] = versions.get(verdict.model_version, 0) + 1
     span = _span(sent, first.values())
-    return {
-        "sent": len(by_id),
-        "verdicts": len(first) + duplicates,
-        "missing": len(by_id) - len(first),
-        "duplicates": duplicates,
-        "offered_rate_tps": offered_rate_tps,
-        "achieved_rate_tps": len(by_id) / send_seconds if send_seconds > 0 else None,
-        "answered_rate_tps": len(first) / span if span > 0 else None,
-        "latency_ms": {
-            "p50": percentile(latencies_ms, 50),
-            "p95": percentile(latencies_ms, 95),
-            "p99": percentile(latencies_ms, 99),
-            "max": max(latencies_ms) if latencies_ms else math.nan,
-        },
-        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "fraud_amount_recall": _ratio(blocked_fraud_amount, fraud_amount),
-        "model_versions": dict(sorted(versions.items())),
-    }
+    return ReplayReport(
+        sent=len(by_id),
+        verdicts=len(first) + duplicates,
+        missing=len(by_id) - len(first),
+        duplicates=duplicates,
+        offered_rate_tps=offered_rate_tps,
+        achieved_rate_tps=len(by_id) / send_seconds if send_seconds > 0 else None,
+        answered_rate_tps=len(first) / span if span > 0 else None,
+        latency_ms=Latency(
+            p50=percentile(latencies_ms, 50),
+            p95=percentile(latencies_ms, 95),
+            p99=percentile(latencies_ms, 99),
+            max=max(latencies_ms) if latencies_ms else math.nan,
+        ),
+        confusion=Confusion(tp, fp, tn, fn),
+        precision=_ratio(tp, tp + fp),
+        recall=_ratio(tp, tp + fn),
+        fraud_amount_recall=_ratio(blocked_fraud_amount, fraud_amount),
+        model_versions=dict(sorted(versions.items())),
+    )
 
 
 def _span(sent: Sequence[Sent], answered: Iterable[Received]) -> float:

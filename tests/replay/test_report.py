@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from replay.report import Received, Sent, build_report, latency_series, percentile
+from replay.report import Confusion, Received, Sent, build_report, latency_series, percentile
 
 
 @pytest.mark.parametrize("q", [0, 1, 37.5, 50, 95, 99, 100])
@@ -41,25 +42,25 @@ def test_report_joins_on_tx_id() -> None:
         Received("zzz", 100.100, "block", "4"),  # not ours: ignored
     ]
     report = build_report(sent, received, offered_rate_tps=100.0, send_seconds=0.05)
-    assert report["sent"] == 5
-    assert report["verdicts"] == 5 and report["duplicates"] == 1 and report["missing"] == 1
-    assert report["confusion"] == {"tp": 1, "fp": 1, "tn": 1, "fn": 1}
-    assert sum(report["confusion"].values()) + report["missing"] == report["sent"]
-    assert report["precision"] == 0.5 and report["recall"] == 0.5
-    assert report["fraud_amount_recall"] == pytest.approx(500 / 2000)
-    assert report["model_versions"] == {"3": 2, "4": 2}
+    assert report.sent == 5
+    assert report.verdicts == 5 and report.duplicates == 1 and report.missing == 1
+    assert report.confusion == Confusion(tp=1, fp=1, tn=1, fn=1)
+    assert sum(dataclasses.astuple(report.confusion)) + report.missing == report.sent
+    assert report.precision == 0.5 and report.recall == 0.5
+    assert report.fraud_amount_recall == pytest.approx(500 / 2000)
+    assert report.model_versions == {"3": 2, "4": 2}
     latencies = [10.0, 40.0, 40.0, 100.0]
-    assert report["latency_ms"]["p50"] == pytest.approx(40.0)
-    assert report["latency_ms"]["max"] == pytest.approx(100.0)
-    assert report["latency_ms"]["p99"] == pytest.approx(float(np.percentile(latencies, 99)))
-    assert report["offered_rate_tps"] == 100.0 and report["achieved_rate_tps"] == pytest.approx(100.0)
+    assert report.latency_ms.p50 == pytest.approx(40.0)
+    assert report.latency_ms.max == pytest.approx(100.0)
+    assert report.latency_ms.p99 == pytest.approx(float(np.percentile(latencies, 99)))
+    assert report.offered_rate_tps == 100.0 and report.achieved_rate_tps == pytest.approx(100.0)
 
 
 def test_report_without_labels_or_verdicts() -> None:
     report = build_report([Sent("x", 1.0, None, 5.0)], [], offered_rate_tps=None, send_seconds=0.0)
-    assert report["missing"] == 1 and report["precision"] is None and report["recall"] is None
-    assert report["fraud_amount_recall"] is None and report["achieved_rate_tps"] is None
-    assert math.isnan(report["latency_ms"]["p50"])
+    assert report.missing == 1 and report.precision is None and report.recall is None
+    assert report.fraud_amount_recall is None and report.achieved_rate_tps is None
+    assert math.isnan(report.latency_ms.p50)
 
 
 def test_latency_series_in_send_order() -> None:
@@ -67,3 +68,11 @@ def test_latency_series_in_send_order() -> None:
     received = [Received("b", 11.5, "allow", "1"), Received("a", 10.2, "allow", "1"), Received("a", 12.0, "allow", "1")]
     xs, ys = latency_series(sent, received)
     assert xs == [0.0, 1.0] and ys == pytest.approx([200.0, 500.0])
+
+
+def test_the_json_report_has_every_figure_and_no_nan() -> None:
+    report = build_report([Sent("x", 1.0, None, 5.0)], [], offered_rate_tps=None, send_seconds=0.0)
+    figures = report.to_json()
+    assert figures["latency_ms"] == {"p50": None, "p95": None, "p99": None, "max": None}
+    assert figures["confusion"] == {"tp": 0, "fp": 0, "tn": 0, "fn": 0} and figures["missing"] == 1
+    assert set(figures) >= {"sent", "verdicts", "duplicates", "precision", "recall", "fraud_amount_recall", "input"}
