@@ -66,13 +66,13 @@ def demo(
 ) -> None:
     """The main job end to end: broker, champion (trained if missing), scorer, a replay with its summary."""
     from core.settings import Settings
-    from momoguard import demo as the_demo
+    from momoguard import demo as main_job
 
     settings = Settings()
     if stop:
-        the_demo.down(settings)
+        main_job.down(settings)
         return
-    the_demo.run(settings, rows, rate, ["--rows", str(train_rows)] if train_rows else [])
+    main_job.run(settings, rows, rate, ["--rows", str(train_rows)] if train_rows else [])
 
 
 @app.command("config", short_help="Print the settings in force.")

@@ -447,7 +447,6 @@ class VersionRow:
     auprc: str
     fraud_amount_recall: str
     reason: str
-    created: int
 
 
 def list_versions(settings: Settings) -> list[VersionRow]:
@@ -478,7 +477,6 @@ def list_versions(settings: Settings) -> list[VersionRow]:
                 auprc=tags.get(TAG_METRIC_PREFIX + "auprc", ""),
                 fraud_amount_recall=tags.get(TAG_METRIC_PREFIX + "fraud_amount_recall", ""),
                 reason=tags.get(TAG_REASON, ""),
-                created=int(v.creation_timestamp or 0),
             )
         )
     return sorted(rows, key=lambda r: int(r.version), reverse=True)

@@ -36,10 +36,6 @@ class Pace:
     rate: float | None = None
     speedup: float | None = None
 
-    @property
-    def offered_rate(self) -> float | None:
-        return self.rate
-
 
 @dataclass
 class ReplayLog:
