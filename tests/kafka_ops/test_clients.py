@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
 
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
+from tests.support.cli import run_momoguard
 
 SECRET = "s3cret-Pa55word"
 
@@ -97,7 +95,6 @@ def test_plaintext_needs_no_credentials() -> None:
 
 def test_secrets_are_masked_in_config_output_and_help() -> None:
     env = {
-        **os.environ,
         "MOMOGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "MOMOGUARD_KAFKA_SASL_MECHANISM": "PLAIN",
         "MOMOGUARD_KAFKA_SASL_USERNAME": "momo",
@@ -105,15 +102,7 @@ def test_secrets_are_masked_in_config_output_and_help() -> None:
     }
     outputs = {}
     for args in (["config"], ["serve", "--help"], ["replay", "--help"], ["--help"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "momoguard", *args],
-            env=env,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_momoguard(*args, env=env, timeout=120)
         assert done.returncode == 0, done.stderr
         assert SECRET not in done.stdout + done.stderr
         outputs[args[0]] = done.stdout

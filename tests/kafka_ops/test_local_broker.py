@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +11,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from core.settings import DEFAULT_RUN_DIR, PROJECT_ROOT, Settings
+from core.settings import DEFAULT_RUN_DIR, Settings
 from kafka_ops import local_broker, topics
 from tests.conftest import spare_broker_port
+from tests.support.cli import run_momoguard
 
 pytestmark = pytest.mark.kafka
 
@@ -78,19 +77,6 @@ def test_topics_are_created_idempotently_with_configured_partitions(kafka_bootst
     assert (found["tx-idem"], found["v-idem"], found["tx-idem.dlq"]) == (4, 3, 1)
 
 
-def _momoguard(*args: str, port: int) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MOMOGUARD_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"}
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=180,
-        check=False,
-    )
-
-
 def _our_broker_processes(config_file: Path) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -108,28 +94,29 @@ def _our_broker_processes(config_file: Path) -> list[int]:
 def test_kafka_up_twice_is_harmless_and_down_leaves_no_broker_of_ours() -> None:
     # A second broker on its own port, so the session's broker is left alone.
     port = spare_broker_port(0)
+    at_port = {"MOMOGUARD_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}"}
     local = local_broker.LocalBroker.from_bootstrap(f"127.0.0.1:{port}", DEFAULT_RUN_DIR)
     try:
-        first = _momoguard("kafka", "up", port=port)
+        first = run_momoguard("kafka", "up", env=at_port, timeout=180)
         assert first.returncode == 0, first.stderr
         pid = local_broker.running_pid(local)
         assert pid is not None and _our_broker_processes(local.config_file) == [pid]
 
-        second = _momoguard("kafka", "up", port=port)
+        second = run_momoguard("kafka", "up", env=at_port, timeout=180)
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stderr
         assert local_broker.running_pid(local) == pid, "the second call sees the running broker, starts none"
         assert _our_broker_processes(local.config_file) == [pid]
 
-        status = _momoguard("kafka", "status", port=port)
+        status = run_momoguard("kafka", "status", env=at_port, timeout=180)
         assert status.returncode == 0
         assert f"127.0.0.1:{port}" in status.stdout and "4.1" in status.stdout and "transactions" in status.stdout
     finally:
-        down = _momoguard("kafka", "down", port=port)
+        down = run_momoguard("kafka", "down", env=at_port, timeout=180)
     assert down.returncode == 0, down.stderr
     assert _our_broker_processes(local.config_file) == []
     assert not local.pid_file.exists()
-    again = _momoguard("kafka", "down", port=port)
+    again = run_momoguard("kafka", "down", env=at_port, timeout=180)
     assert again.returncode == 0 and "no Kafka broker of ours" in again.stdout
 
 

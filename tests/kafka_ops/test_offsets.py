@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -14,19 +12,12 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from core.settings import PROJECT_ROOT
 from kafka_ops import offsets
+from tests.support.cli import run_momoguard
 from tests.support.harness import ScorerEnv, ScorerProcess, collect
 from tests.support.models import sample_rows
 
 pytestmark = pytest.mark.kafka
-
-
-def momoguard(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", *args],
-        env={**os.environ, **env}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
 
 
 def to_partition(bootstrap: str, topic: str, partition: int, tx_ids: list[str]) -> None:
@@ -47,7 +38,7 @@ def commit(bootstrap: str, group: str, topic: str, partition: int, offset: int) 
 
 
 def shown(env: dict[str, str], topic: str) -> list[dict[str, object]]:
-    done = momoguard(env, "offsets", "show", topic, "--json")
+    done = run_momoguard("offsets", "show", topic, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return list(json.loads(done.stdout)["partitions"])
 
@@ -71,9 +62,9 @@ def test_show_gives_committed_end_and_lag_of_every_partition(
         {"partition": 0, "start": 0, "end": 10, "committed": 6, "lag": 4},
         {"partition": 1, "start": 0, "end": 4, "committed": None, "lag": 4},  # nothing committed: all of it
     ]
-    table = momoguard(env, "offsets", "show", topic)
+    table = run_momoguard("offsets", "show", topic, env=env)
     assert table.returncode == 0 and group in table.stdout and "lag 8" in table.stdout
-    assert_refused(momoguard(env, "offsets", "show", "no-such-topic"), "no topic 'no-such-topic'", code=2)
+    assert_refused(run_momoguard("offsets", "show", "no-such-topic", env=env), "no topic 'no-such-topic'", code=2)
 
 
 def test_skip_refuses_offsets_the_partition_does_not_hold_or_the_group_has_read(
@@ -84,11 +75,11 @@ def test_skip_refuses_offsets_the_partition_does_not_hold_or_the_group_has_read(
     env = {"MOMOGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MOMOGUARD_CONSUMER_GROUP": group}
     to_partition(kafka_bootstrap, topic, 0, [f"c{i}" for i in range(5)])
     commit(kafka_bootstrap, group, topic, 0, 3)
-    assert_refused(momoguard(env, "offsets", "skip", topic, "0", "5"), f"offset 5 is outside {topic}:0")
-    assert_refused(momoguard(env, "offsets", "skip", topic, "0", "2"), "already reads")
-    assert_refused(momoguard(env, "offsets", "skip", topic, "1", "0"), "has no partition 1", code=2)
+    assert_refused(run_momoguard("offsets", "skip", topic, "0", "5", env=env), f"offset 5 is outside {topic}:0")
+    assert_refused(run_momoguard("offsets", "skip", topic, "0", "2", env=env), "already reads")
+    assert_refused(run_momoguard("offsets", "skip", topic, "1", "0", env=env), "has no partition 1", code=2)
     assert shown(env, topic)[0]["committed"] == 3, "nothing moved"
-    done = momoguard(env, "offsets", "skip", topic, "0", "4")  # offsets 3 and 4: two messages go unanswered
+    done = run_momoguard("offsets", "skip", topic, "0", "4", env=env)  # offsets 3 and 4: two messages go unanswered
     assert done.returncode == 0, done.stderr
     assert "committed 5 (was 3); offsets 3..4 (2 messages) will get no verdict" in done.stdout
     assert shown(env, topic)[0] == {"partition": 0, "start": 0, "end": 5, "committed": 5, "lag": 0}
@@ -104,7 +95,7 @@ def test_a_skipped_message_is_never_scored_and_its_neighbours_are(
     to_partition(s.kafka_bootstrap, s.topic_transactions, 0, [f"before-{i}" for i in range(20)])
     assert len(collect(s.kafka_bootstrap, s.topic_verdicts, expect=20).values) == 20
     args = ("offsets", "skip", s.topic_transactions, "0", "19")
-    assert_refused(momoguard(scorer_env.env, *args), "stop the scorer workers first")
+    assert_refused(run_momoguard(*args, env=scorer_env.env), "stop the scorer workers first")
     assert first.stop() == 0
     deadline = time.monotonic() + 60
     while offsets.active_members(s) and time.monotonic() < deadline:
@@ -114,7 +105,7 @@ def test_a_skipped_message_is_never_scored_and_its_neighbours_are(
 
     # The message at offset 20 stands in for one that would wedge the scorer.
     to_partition(s.kafka_bootstrap, s.topic_transactions, 0, ["skip-me", "after-1", "after-2"])
-    done = momoguard(scorer_env.env, "offsets", "skip", s.topic_transactions, "0", "20")
+    done = run_momoguard("offsets", "skip", s.topic_transactions, "0", "20", env=scorer_env.env)
     assert done.returncode == 0, done.stderr
     assert "committed 21 (was 20); offset 20 will get no verdict" in done.stdout
     second = start_scorer()

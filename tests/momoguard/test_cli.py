@@ -11,18 +11,16 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
+from tests.support.cli import run_momoguard
+
+COMMANDS = {
+    "train", "evaluate", "serve", "generate", "replay", "bench", "demo", "config", "kafka", "topics", "offsets",
+    "models",
+}  # fmt: skip
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=PROJECT_ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_momoguard(*args, env=env, timeout=120)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str]) -> None:
@@ -31,10 +29,13 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str]) -> None:
     assert done.stderr.strip(), "says what is wrong"
 
 
-def test_help_lists_commands() -> None:
+def test_help_lists_every_command_and_each_answers_its_own_help() -> None:
     done = run("--help")
     assert done.returncode == 0
-    assert "kafka" in done.stdout and "topics" in done.stdout
+    listed = done.stdout.split("Commands:", 1)[1].splitlines()
+    assert {line.split()[0] for line in listed if line.strip()} == COMMANDS
+    for command in sorted(COMMANDS):
+        assert run(command, "--help").returncode == 0, command
 
 
 def test_bad_option_value() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,10 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT, Settings
+from tests.support.cli import run_momoguard
 from tests.support.harness import ScorerEnv
 from tests.support.models import register_model
 from tests.support.registry_faults import spoil
-
-
-def momoguard(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", *args],
-        env={**os.environ, **env}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
 
 
 def test_a_command_ending_in_typer_exit_exits_with_its_code() -> None:
@@ -44,7 +37,7 @@ def test_a_command_ending_in_typer_exit_exits_with_its_code() -> None:
 def test_replay_with_the_scorer_down_exits_1_and_still_writes_the_report(scorer_env: ScorerEnv, tmp_path: Path) -> None:
     report = tmp_path / "nobody-answers.json"
     args = ("replay", "--rows", "50", "--rate", "200", "--wait", "2", "--report", str(report))
-    done = momoguard(*args, env=scorer_env.env)
+    done = run_momoguard(*args, env=scorer_env.env)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
@@ -67,7 +60,7 @@ def test_serve_with_two_workers_that_both_fail_exits_non_zero(
         register_model(own, rounds=20, threshold=0.5, tmp=tmp_path)
         spoil(own, "1", "unknown feature set")
     env = {**scorer_env.env, "MOMOGUARD_RUN_DIR": str(own.run_dir), "MOMOGUARD_MLFLOW_TRACKING_URI": own.tracking_uri}
-    done = momoguard("serve", "--workers", "2", env=env)
+    done = run_momoguard("serve", "--workers", "2", env=env)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]

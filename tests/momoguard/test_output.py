@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,21 +17,18 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from core.tables import Column, print_table
 from momoguard.cli import app
 from momoguard.demo import print_next_steps
 from paysim.cli import FACTS
+from tests.support.cli import run_momoguard
 from tests.support.models import register_model
 
 
 def piped(*args: str, columns: int, env: dict[str, str] | None = None) -> str:
     """Stdout of `momoguard ARGS` written to a pipe, COLUMNS set; it must succeed."""
-    done = subprocess.run(
-        [sys.executable, "-m", "momoguard", *args],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300, check=False,
-        env={**os.environ, **(env or {}), "COLUMNS": str(columns)},
-    )  # fmt: skip
+    done = run_momoguard(*args, env={**(env or {}), "COLUMNS": str(columns)})
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 

@@ -11,12 +11,11 @@ import pytest
 
 from momoguard.cli import main
 from paysim.reader import ReadReport, load_paysim
+from tests.support.cli import run_momoguard
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", "generate", *args], capture_output=True, text=True, timeout=300
-    )
+    return run_momoguard("generate", *args)
 
 
 def test_generate_writes_a_kaggle_csv_and_a_report(tmp_path: Path) -> None:

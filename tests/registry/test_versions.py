@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 import registry
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from registry.errors import ModelUnusableError, RegistryUnreachableError
 from schemas.features import feature_names
+from tests.support.cli import run_momoguard
 from tests.support.models import register_model, train_booster
 from tests.support.registry_faults import BAD_VERSIONS, spoil
 
@@ -84,11 +82,8 @@ def test_loading_a_spoiled_version_says_it_is_unusable_and_why(
 @pytest.mark.parametrize("kind", BAD_VERSIONS)
 def test_promote_refuses_a_spoiled_version_with_one_line(spoiled: tuple[Settings, dict[str, str]], kind: str) -> None:
     settings, versions = spoiled
-    env = {**os.environ, "MOMOGUARD_RUN_DIR": str(settings.run_dir), "MOMOGUARD_MLFLOW_TRACKING_URI": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "momoguard", "models", "promote", versions[kind]],
-        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    env = {"MOMOGUARD_RUN_DIR": str(settings.run_dir), "MOMOGUARD_MLFLOW_TRACKING_URI": ""}
+    done = run_momoguard("models", "promote", versions[kind], env=env)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

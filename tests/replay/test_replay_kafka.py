@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from core.settings import PROJECT_ROOT
 from paysim.fidelity import load_samples
 from paysim.generator import write_paysim
+from tests.support.cli import run_momoguard
 from tests.support.harness import ScorerEnv, ScorerProcess
 
 REPORT_KEYS = {
@@ -35,18 +32,6 @@ REPORT_KEYS = {
 }
 
 
-def momoguard(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", *args],
-        env={**os.environ, **env},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_small_replay_through_the_real_scorer(
@@ -55,7 +40,7 @@ def test_a_small_replay_through_the_real_scorer(
     scorer = start_scorer()
     scorer.wait_ready()
     report_path = tmp_path / "replay.json"
-    done = momoguard("replay", "--rows", "3000", "--rate", "1500", "--report", str(report_path), env=scorer_env.env)
+    done = run_momoguard("replay", "--rows", "3000", "--rate", "1500", "--report", str(report_path), env=scorer_env.env)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(report_path.read_text())
     assert REPORT_KEYS <= set(report)
@@ -84,7 +69,7 @@ def test_a_replayed_file_is_sent_whole_and_its_skipped_rows_reported(
     scorer = start_scorer()
     scorer.wait_ready()
     report_path = tmp_path / "replay.json"
-    done = momoguard("replay", "--data", str(data), "--max", "--report", str(report_path), env=scorer_env.env)
+    done = run_momoguard("replay", "--data", str(data), "--max", "--report", str(report_path), env=scorer_env.env)
     report = json.loads(report_path.read_text())
     assert report["sent"] == rows.height and report["missing"] == 0
     assert report["input"] == {
@@ -102,7 +87,7 @@ def test_a_replayed_file_is_sent_whole_and_its_skipped_rows_reported(
 
 def test_an_unreachable_broker_is_one_line_within_ten_seconds(tmp_path: Path) -> None:
     started = time.monotonic()
-    done = momoguard("replay", "--rows", "10", env={"MOMOGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, timeout=60)
+    done = run_momoguard("replay", "--rows", "10", env={"MOMOGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, timeout=60)
     elapsed = time.monotonic() - started
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "did not answer" in done.stderr.strip().splitlines()[-1]
@@ -111,11 +96,13 @@ def test_an_unreachable_broker_is_one_line_within_ten_seconds(tmp_path: Path) ->
 
 
 def test_a_missing_file_is_one_line(kafka_bootstrap: str, tmp_path: Path) -> None:
-    done = momoguard("replay", "--data", str(tmp_path / "nope.csv"), env={"MOMOGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap})
+    done = run_momoguard(
+        "replay", "--data", str(tmp_path / "nope.csv"), env={"MOMOGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "no such file" in done.stderr.strip().splitlines()[-1]
 
 
 def test_conflicting_pace_options_are_one_line() -> None:
-    done = momoguard("replay", "--rate", "10", "--max", env={})
+    done = run_momoguard("replay", "--rate", "10", "--max", env={})
     assert done.returncode == 2 and "choose one of" in done.stderr

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,7 +14,8 @@ import pytest
 from mlflow import MlflowClient
 
 import registry
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
+from tests.support.cli import run_momoguard
 from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
 from tests.support.models import register_model, sample_rows
 from tests.support.registry_faults import BAD_VERSIONS, spoil
@@ -135,11 +133,7 @@ def test_a_fresh_worker_with_no_usable_version_exits_with_one_line(scorer_env: S
     own = own_registry(scorer_env, tmp_path / "registry")
     register_model(own, rounds=40, threshold=0.5, tmp=tmp_path)
     spoil(own, "1", "nan threshold")
-    done = subprocess.run(
-        [sys.executable, "-m", "momoguard", "serve"],
-        env={**os.environ, **scorer_env.env}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
-        check=False,
-    )  # fmt: skip
+    done = run_momoguard("serve", env=scorer_env.env, timeout=180)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]

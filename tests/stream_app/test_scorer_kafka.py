@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,9 +15,10 @@ import polars as pl
 import pytest
 
 import registry
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from schemas.frame import FRAME_SCHEMA
 from schemas.verdict import VERDICT
+from tests.support.cli import run_momoguard
 from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
 from tests.support.models import register_model, sample_rows
 from tests.support.waiting import metric, scorer_metric, wait_until
@@ -200,20 +198,11 @@ def test_sigterm_mid_stream_then_restart_answers_every_transaction(
 
 def test_without_a_champion_the_worker_exits_with_one_line(scorer_env: ScorerEnv, tmp_path: Path) -> None:
     env = {
-        **os.environ,
         **scorer_env.env,
         "MOMOGUARD_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}",
         "MOMOGUARD_MODEL_NAME": "nobody-trained-me",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "momoguard", "serve"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_momoguard("serve", env=env, timeout=180)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]

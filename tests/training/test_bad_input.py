@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -13,8 +11,9 @@ import pytest
 
 import registry
 from core.errors import DataError, MomoGuardError
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from registry.errors import RegistryError
+from tests.support.cli import run_momoguard
 from tests.training.conftest import write_paysim_csv
 from training.errors import NoFraudError
 from training.flow import retrain
@@ -86,10 +85,7 @@ def test_failure_while_registering_leaves_no_version(
 
 
 def test_cli_prints_one_line_and_exits_non_zero(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "momoguard", "evaluate", str(tmp_path / "missing.csv")],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300, check=False,
-        env={"MOMOGUARD_RUN_DIR": str(tmp_path / "run"), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    only = {"MOMOGUARD_RUN_DIR": str(tmp_path / "run"), "PATH": "/usr/bin:/bin"}
+    done = run_momoguard("evaluate", str(tmp_path / "missing.csv"), env=only, inherit_env=False)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == f"error: no such file: {tmp_path / 'missing.csv'}"

@@ -20,6 +20,7 @@ from core.settings import PROJECT_ROOT, Settings
 from momoguard.cli import main
 from paysim.generator import write_paysim
 from tests.support import processes
+from tests.support.cli import run_momoguard
 from tests.support.models import register_model
 from tests.training.conftest import write_paysim_csv
 
@@ -107,10 +108,7 @@ def run_train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`momoguard train` as a user starts it: no Prefect server configured, a fresh run folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MOMOGUARD_"))}
     env |= {"MOMOGUARD_RUN_DIR": str(tmp_path / "run"), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return subprocess.run(
-        [sys.executable, "-m", "momoguard", "train", *args],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False,
-    )  # fmt: skip
+    return run_momoguard("train", *args, env=env, inherit_env=False, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("case", ["missing", "not paysim", "one step", "skipped rows", "unlabelled", "seed -1"])
