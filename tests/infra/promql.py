@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import PROJECT_ROOT
+from stream_app.metrics import ScorerMetrics
 
 PROMETHEUS_DIR = PROJECT_ROOT / "infra" / "prometheus"
 GRAFANA_DIR = PROJECT_ROOT / "infra" / "grafana"
@@ -76,3 +79,32 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(name)
     return names
+
+
+def exported_series() -> set[str]:
+    """Every series name a real ScorerMetrics registry exposes, read back from its text exposition."""
+    metrics = ScorerMetrics()
+    # Labelled metrics show samples only once a child exists, as they do in a running scorer.
+    metrics.invalid.labels("not_json").inc()
+    metrics.lag.labels("transactions", "0").set(3)
+    metrics.set_model("momoguard-fraud", "1", 0.5, 0.0)
+    names: set[str] = set()
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+        names |= {sample.name for sample in family.samples}
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+        names |= {family.name + suffix for suffix in suffixes}
+    return names
+
+
+def preinitialised_label_values() -> dict[tuple[str, str], set[str]]:
+    """(series, label) -> values, for the labels a fresh ScorerMetrics exports before anything happens."""
+    known: dict[tuple[str, str], set[str]] = {}
+    for family in text_string_to_metric_families(generate_latest(ScorerMetrics().registry).decode()):
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                known.setdefault((sample.name, label), set()).add(value)
+    return known
+
+
+LABELLED_SELECTOR = re.compile(r"(momoguard_\w+)\{([^}]*)\}")
+LABEL_EQUALS = re.compile(r'(\w+)\s*=\s*"([^"]*)"')  # label="value", not =~ or !=

@@ -12,13 +12,13 @@ from tests.infra.promql import (
     GRAFANA_DIR,
     PROMETHEUS_SERIES,
     dashboard_queries,
+    exported_series,
     load_dashboard,
     metric_names,
     panels,
     recorded_names,
 )
 from tests.infra.support import tool
-from tests.infra.test_prometheus_files import exported_series
 
 # What an operator must see, each named by the series its panel reads.
 REQUIRED = {

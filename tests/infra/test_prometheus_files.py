@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
-from stream_app.metrics import ScorerMetrics
 from tests.infra.promql import (
+    LABEL_EQUALS,
+    LABELLED_SELECTOR,
     PROMETHEUS_DIR,
     PROMETHEUS_SERIES,
     RULES,
     dashboard_queries,
+    exported_series,
     metric_names,
+    preinitialised_label_values,
     recorded_names,
     rules,
 )
@@ -40,42 +40,13 @@ def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("promtool"), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-def exported_series() -> set[str]:
-    """Every series name a real ScorerMetrics registry exposes, read back from its text exposition."""
-    metrics = ScorerMetrics()
-    # Labelled metrics show samples only once a child exists, as they do in a running scorer.
-    metrics.invalid.labels("not_json").inc()
-    metrics.lag.labels("transactions", "0").set(3)
-    metrics.set_model("momoguard-fraud", "1", 0.5, 0.0)
-    names: set[str] = set()
-    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
-        names |= {sample.name for sample in family.samples}
-        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
-        names |= {family.name + suffix for suffix in suffixes}
-    return names
-
-
-def preinitialised_label_values() -> dict[tuple[str, str], set[str]]:
-    """(series, label) -> values, for the labels a fresh ScorerMetrics exports before anything happens."""
-    known: dict[tuple[str, str], set[str]] = {}
-    for family in text_string_to_metric_families(generate_latest(ScorerMetrics().registry).decode()):
-        for sample in family.samples:
-            for label, value in sample.labels.items():
-                known.setdefault((sample.name, label), set()).add(value)
-    return known
-
-
-_SELECTOR = re.compile(r"(momoguard_\w+)\{([^}]*)\}")
-_EQUALS = re.compile(r'(\w+)\s*=\s*"([^"]*)"')  # label="value", not =~ or !=
-
-
 def test_rules_and_panels_match_only_label_values_the_scorer_exports() -> None:
     known = preinitialised_label_values()
     assert known[("momoguard_model_reloads_total", "outcome")] == {"loaded", "unreachable", "unusable"}
     checked = 0
     for expr in [rule["expr"] for rule in rules()] + [expr for _, expr in dashboard_queries()]:
-        for name, matchers in _SELECTOR.findall(expr):
-            for label, value in _EQUALS.findall(matchers):
+        for name, matchers in LABELLED_SELECTOR.findall(expr):
+            for label, value in LABEL_EQUALS.findall(matchers):
                 if (name, label) in known:
                     assert value in known[(name, label)], f"{name}{{{label}={value!r}}} is never exported"
                     checked += 1

@@ -17,6 +17,7 @@ from schemas import PAYSIM_COLUMNS, Transaction, TxType
 from schemas.json_schema import SCHEMA_DIR, rendered
 from schemas.transaction import ALIASES
 from schemas.verdict import Reason, Verdict, parse_verdict, verdict_bytes
+from tests.support.messages import GOOD
 from tests.support.models import typed
 
 
@@ -26,20 +27,7 @@ def _head_rows() -> list[dict[str, str]]:
 
 
 def _valid() -> dict[str, Any]:
-    return {
-        "tx_id": "t-1",
-        "step": 1,
-        "type": "TRANSFER",
-        "amount": 181.0,
-        "nameOrig": "C1305486145",
-        "oldbalanceOrg": 181.0,
-        "newbalanceOrig": 0.0,
-        "nameDest": "C553264065",
-        "oldbalanceDest": 0.0,
-        "newbalanceDest": 0.0,
-        "isFraud": 1,
-        "isFlaggedFraud": 0,
-    }
+    return {**GOOD, "tx_id": "t-1", "isFraud": 1, "isFlaggedFraud": 0}
 
 
 def test_every_row_of_the_kaggle_head_validates_as_a_producer_sends_it() -> None:

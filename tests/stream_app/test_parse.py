@@ -11,19 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.transaction import Transaction
 from stream_app.parse import REASONS, Invalid, parse_transaction
-
-GOOD = {
-    "tx_id": "1",
-    "step": 1,
-    "type": "TRANSFER",
-    "amount": 181.0,
-    "nameOrig": "C1305486145",
-    "oldbalanceOrg": 181.0,
-    "newbalanceOrig": 0.0,
-    "nameDest": "C553264065",
-    "oldbalanceDest": 0.0,
-    "newbalanceDest": 0.0,
-}
+from tests.support.messages import GOOD
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from stream_app.metrics import ScorerMetrics
 from stream_app.parse import Invalid
 from stream_app.pipeline import BatchProcessor, Headers, Incoming, Record, dead_letter, headers_size
 from stream_app.scoring import Scored, Scorer
-from tests.stream_app.test_parse import GOOD
+from tests.support.messages import GOOD
 from tests.support.models import train_booster
 
 
