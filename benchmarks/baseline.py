@@ -16,6 +16,7 @@ from types import FrameType
 from confluent_kafka import Consumer, Producer
 
 from core.settings import Settings
+from kafka_ops.clients import librdkafka_config
 from registry import load_champion
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Incoming
@@ -36,7 +37,7 @@ def run(settings: Settings) -> int:
     )
     consumer = Consumer(
         {
-            **settings.kafka_config(),
+            **librdkafka_config(settings),
             "group.id": settings.consumer_group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -45,7 +46,7 @@ def run(settings: Settings) -> int:
     )
     producer = Producer(
         {
-            **settings.kafka_config(),
+            **librdkafka_config(settings),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 1,

@@ -30,6 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from core.errors import MomoGuardError
 from core.machine import describe_machine
 from core.settings import PROJECT_ROOT, Settings
+from kafka_ops.clients import librdkafka_config
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def bench_topics(settings: Settings, name: str) -> Iterator[BenchTopics]:
     """Fresh topics for one part of the bench, deleted afterwards."""
     run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
     topics = BenchTopics(f"{run}-transactions", f"{run}-verdicts", f"{run}-dlq")
-    admin = AdminClient({**settings.kafka_config(), "log_level": 0})
+    admin = AdminClient({**librdkafka_config(settings), "log_level": 0})
     futures = admin.create_topics(
         [
             NewTopic(t, num_partitions=PARTITIONS if t != topics.dlq else 1, replication_factor=1)
@@ -91,7 +92,7 @@ def preload(settings: Settings, topic: str, frame: pl.DataFrame) -> int:
 
     producer = Producer(
         {
-            **settings.kafka_config(),
+            **librdkafka_config(settings),
             "linger.ms": 20,
             "compression.type": "lz4",
             "batch.num.messages": 10_000,
@@ -113,7 +114,7 @@ def preload(settings: Settings, topic: str, frame: pl.DataFrame) -> int:
 
 
 def verdict_count(settings: Settings, topic: str) -> int:
-    consumer = Consumer({**settings.kafka_config(), "group.id": "bench-watermarks", "log_level": 0})
+    consumer = Consumer({**librdkafka_config(settings), "group.id": "bench-watermarks", "log_level": 0})
     try:
         total = 0
         for p in range(PARTITIONS):
@@ -128,7 +129,7 @@ def verdict_timestamps(settings: Settings, topic: str, expect: int) -> np.ndarra
     """The broker-side create times (seconds) of every verdict in `topic`."""
     consumer = Consumer(
         {
-            **settings.kafka_config(),
+            **librdkafka_config(settings),
             "group.id": f"bench-read-{uuid.uuid4().hex[:6]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

@@ -176,22 +176,6 @@ class Settings(BaseSettings):
         """Where a default local registry keeps its artifacts."""
         return (self.run_dir / "mlartifacts").resolve().as_uri()
 
-    def kafka_config(self) -> dict[str, Any]:
-        """Connection and security settings in librdkafka (confluent-kafka) form, for every client."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.kafka_bootstrap,
-            "security.protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            config["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            config["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password:
-            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_ssl_cafile:
-            config["ssl.ca.location"] = str(self.kafka_ssl_cafile)
-        return config
-
     def public_dump(self) -> dict[str, Any]:
         """The settings with secrets masked, safe to log or print."""
         return self.model_dump(mode="json")  # SecretStr dumps as '**********'

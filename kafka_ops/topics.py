@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from core.errors import BrokerError
 from core.settings import Settings
+from kafka_ops.clients import librdkafka_config
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.kafka_config(), "log_level": 0})
+    return AdminClient({**librdkafka_config(settings), "log_level": 0})
 
 
 def list_topics(settings: Settings, timeout: float = 10.0) -> dict[str, int]:

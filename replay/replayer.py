@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from core.errors import BrokerError
 from core.settings import Settings
+from kafka_ops.clients import librdkafka_config
 from replay.report import Received, Sent
 from schemas.transaction import PAYSIM_COLUMNS
 
@@ -48,7 +49,7 @@ class ReplayLog:
 
 def check_broker(settings: Settings, timeout_s: float = 8.0) -> None:
     """A one-line BrokerError unless the broker answers and the topics exist."""
-    admin = AdminClient({**settings.kafka_config(), "log_level": 0})
+    admin = AdminClient({**librdkafka_config(settings), "log_level": 0})
     try:
         topics = admin.list_topics(timeout=timeout_s).topics
     except KafkaException:
@@ -76,7 +77,7 @@ class VerdictReader(threading.Thread):
         self.stopping = threading.Event()
         self.consumer = Consumer(
             {
-                **settings.kafka_config(),
+                **librdkafka_config(settings),
                 "group.id": f"momoguard-replay-{run_id}",
                 "enable.auto.commit": False,
                 "log_level": 0,
@@ -123,7 +124,7 @@ def replay(
     reader.start()
     producer = Producer(
         {
-            **settings.kafka_config(),
+            **librdkafka_config(settings),
             "linger.ms": 2,
             "compression.type": "lz4",
             "batch.num.messages": 10_000,

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import signal
-import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from prometheus_client import generate_latest
 from core.errors import BrokerError
 from core.settings import Settings
 from kafka_ops import topics
+from kafka_ops.clients import client_config, librdkafka_config
 from registry import TAG_FEATURE_SET, TAG_THRESHOLD, LoadedModel, champion, load_version
 from registry.errors import RegistryError, RegistryUnreachableError
 from stream_app.dashboard import register_dashboard
@@ -117,25 +117,6 @@ def scorer_for(model: LoadedModel, settings: Settings) -> Scorer:
     return Scorer(model, settings.reasons_per_verdict, settings.explain_min_score)
 
 
-def broker_credentials(settings: Settings) -> Any:
-    """The Kafka security settings in Faust's form (None for PLAINTEXT)."""
-    protocol = settings.kafka_security_protocol
-    context = None
-    if protocol.endswith("SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-    if protocol.startswith("SASL_"):
-        assert settings.kafka_sasl_password is not None  # the settings validator guarantees it
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=context,
-        )
-    return context
-
-
 def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> tuple[faust.App, ScorerState]:
     """A Faust app scoring with `model` until the reload timer finds a new champion."""
     metrics = ScorerMetrics()
@@ -148,7 +129,7 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         dlq_max_bytes=settings.dlq_max_bytes,
     )
     deliverer = Deliverer(
-        settings.kafka_config(), metrics, rescue=processor.undeliverable, attempts=settings.produce_attempts
+        librdkafka_config(settings), metrics, rescue=processor.undeliverable, attempts=settings.produce_attempts
     )
     state = ScorerState(settings, processor, metrics, deliverer)
     metrics.set_model(model.name, model.version, model.threshold, time.time())
@@ -156,7 +137,7 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
-        broker_credentials=broker_credentials(settings),
+        broker_credentials=client_config(settings).faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
         datadir=str(settings.run_dir / "faust" / f"worker-{worker_index}"),

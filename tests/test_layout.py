@@ -12,30 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.settings import PROJECT_ROOT
-
-# Each room and the rooms it may import, from the ground up. README.md's Architecture section says the same.
-ROOMS: dict[str, set[str]] = {
-    "core": set(),
-    "schemas": {"core"},
-    "kafka_ops": {"core"},
-    "paysim": {"core", "schemas"},
-    "registry": {"core", "schemas"},
-    "training": {"core", "schemas", "paysim", "registry"},
-    "stream_app": {"core", "schemas", "kafka_ops", "registry"},
-    "replay": {"core", "schemas", "kafka_ops", "paysim"},
-    "benchmarks": {"core", "schemas", "kafka_ops", "paysim", "registry", "stream_app", "replay"},
-    "momoguard": {
-        "core",
-        "schemas",
-        "kafka_ops",
-        "paysim",
-        "registry",
-        "training",
-        "stream_app",
-        "replay",
-        "benchmarks",
-    },
-}
+from tests.support.layout import ROOMS
 
 
 def modules() -> dict[str, Path]:

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.settings import Settings
+from kafka_ops.clients import librdkafka_config
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +44,7 @@ def test_sasl_ssl_settings_reach_the_client_config(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MOMOGUARD_KAFKA_SASL_PASSWORD", "s3cret-pass")
     monkeypatch.setenv("MOMOGUARD_KAFKA_SSL_CAFILE", "/etc/ssl/ca.pem")
     s = Settings()
-    assert s.kafka_config() == {
+    assert librdkafka_config(s) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",

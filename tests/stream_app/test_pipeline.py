@@ -9,6 +9,7 @@ from datetime import datetime
 import orjson
 import pytest
 
+from kafka_ops.clients import librdkafka_config
 from registry import LoadedModel
 from schemas.features import feature_names
 from schemas.transaction import Transaction
@@ -96,7 +97,7 @@ def test_an_unreachable_registry_keeps_the_current_model(monkeypatch: pytest.Mon
         settings,
         BatchProcessor(Scorer(model("7")), metrics, "v", "d", 2048),
         metrics,
-        Deliverer(settings.kafka_config()),
+        Deliverer(librdkafka_config(settings)),
     )
     asyncio.run(check_for_new_champion(state))
     assert state.version == "7"
