@@ -7,13 +7,9 @@ Ctrl-C during the demo stops them too.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +17,7 @@ from rich.console import Console
 from core.errors import MomoGuardError
 from core.settings import PROJECT_ROOT, Settings
 from kafka_ops import local_broker, topics
+from stream_app.process import ScorerNotReadyError, ScorerProcess, alive, ready_report, stop_pid
 
 console = Console()
 WARM_UP = 5_000
@@ -36,22 +33,8 @@ def _scorer_pid_file(settings: Settings) -> Path:
     return _demo_dir(settings) / "scorer.pid"
 
 
-def _ready(settings: Settings) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(f"http://{settings.web_host}:{settings.web_port}/ready", timeout=2) as response:
-            body: dict[str, object] = json.loads(response.read())
-            return body if body.get("ready") else None
-    except OSError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
+def _web(settings: Settings) -> str:
+    return f"http://{settings.web_host}:{settings.web_port}"
 
 
 def ensure_champion(settings: Settings, train_args: list[str]) -> str:
@@ -73,33 +56,20 @@ def ensure_champion(settings: Settings, train_args: list[str]) -> str:
 def start_scorer(settings: Settings, wait_s: float = 180.0) -> int:
     """Start `momoguard serve` in the background (or find the demo's one running); wait until it is ready."""
     pid_file = _scorer_pid_file(settings)
-    if pid_file.exists() and _alive(int(pid_file.read_text())) and _ready(settings):
+    if pid_file.exists() and alive(int(pid_file.read_text())) and ready_report(_web(settings)):
         pid = int(pid_file.read_text())
         console.print(f"[green]scorer[/]: already running (pid {pid})")
         return pid
-    log = (_demo_dir(settings) / "scorer.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "momoguard", "serve"],
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
+    log = _demo_dir(settings) / "scorer.log"
+    process = ScorerProcess(_web(settings), log, detached=True)
     pid_file.write_text(str(process.pid))
-    deadline = time.monotonic() + wait_s
     with console.status("starting the scorer (loading the champion, joining the consumer group) ..."):
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise MomoGuardError(
-                    f"the scorer exited with {process.returncode}: see {_demo_dir(settings)}/scorer.log"
-                )
-            if _ready(settings):
-                console.print(f"[green]scorer[/]: ready (pid {process.pid}), web on {settings.web_port}")
-                return process.pid
-            time.sleep(0.5)
-    raise MomoGuardError(f"the scorer was not ready within {wait_s:.0f} s: see {_demo_dir(settings)}/scorer.log")
+        try:
+            process.wait_ready(wait_s)
+        except ScorerNotReadyError as error:
+            raise ScorerNotReadyError(f"{str(error).split(':')[0]}: see {log}") from None
+    console.print(f"[green]scorer[/]: ready (pid {process.pid}), web on {settings.web_port}")
+    return process.pid
 
 
 def stop_scorer(settings: Settings) -> int | None:
@@ -108,15 +78,7 @@ def stop_scorer(settings: Settings) -> int | None:
         return None
     pid = int(pid_file.read_text())
     pid_file.unlink()
-    if not _alive(pid):
-        return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    return pid
+    return pid if stop_pid(pid) else None
 
 
 def down(settings: Settings) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-import urllib.request
 
 import orjson
 import pytest
@@ -20,11 +19,6 @@ def tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} not found: run `make test-deps` (installs Debian's prometheus and chromium)")
     return path
-
-
-def get_json(url: str, timeout: float = 5.0) -> dict[str, object]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return dict(orjson.loads(response.read()))
 
 
 class Replay:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +14,8 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
+from stream_app import process
 from tests.support.models import register_model
 
 
@@ -73,44 +69,17 @@ def scorer_env(kafka_bootstrap: str, topic_factory: Callable[..., str], champion
     return ScorerEnv(Settings(**values), env)  # type: ignore[arg-type]
 
 
-class ScorerProcess:
-    """`momoguard serve` as a child process, as an operator runs it."""
+class ScorerProcess(process.ScorerProcess):
+    """`momoguard serve` for one test: its environment, its log in the test's folder; failures fail the test."""
 
     def __init__(self, scorer: ScorerEnv, log: Path, *args: str) -> None:
-        self.scorer = scorer
-        self.log = log
-        self.handle = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "momoguard", "serve", *args],
-            env={**os.environ, **scorer.env},
-            cwd=PROJECT_ROOT,
-            stdout=self.handle,
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(scorer.web, log, env=scorer.env, args=args)
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"scorer exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.scorer.web}/ready", timeout=2) as response:
-                    return dict(orjson.loads(response.read()))
-            except OSError:
-                time.sleep(0.5)
-        pytest.fail(f"scorer not ready within {timeout} s: {self.log.read_text()[-2000:]}")
-
-    def health(self) -> dict[str, object]:
-        """The worker's /health report, whatever its status code."""
-        return get_json(f"{self.scorer.web}/health")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
-        finally:
-            self.handle.close()
+            return super().wait_ready(timeout)
+        except process.ScorerNotReadyError as error:
+            pytest.fail(str(error))
 
 
 @pytest.fixture
@@ -123,18 +92,9 @@ def start_scorer(scorer_env: ScorerEnv, tmp_path: Path) -> Iterator[Callable[...
         return process
 
     yield start
-    for process in started:
-        if process.proc.poll() is None:
-            process.stop(signal.SIGKILL)
-
-
-def get_json(url: str) -> dict[str, object]:
-    """A JSON endpoint's body, also when it answers 503."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return dict(orjson.loads(response.read()))
-    except urllib.error.HTTPError as error:
-        return dict(orjson.loads(error.read()))
+    for scorer in started:
+        if scorer.proc.poll() is None:
+            scorer.stop(signal.SIGKILL)
 
 
 def wait_committed_to_end(settings: Settings, timeout: float = 60.0) -> None:
