@@ -310,7 +310,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         "latency_detail": latency,
         "model_us_per_row": model,
         "generator_seconds_kaggle_size": generator,
-        "settings": {"max_batch": settings.max_batch, "max_wait_s": settings.max_wait_s},
+        "settings": {"max_batch": settings.max_batch, "in_flight_window": settings.in_flight_window},
     }
 
 

@@ -125,6 +125,11 @@ class ScorerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.in_flight = Gauge(
+            "momoguard_in_flight_transactions",
+            "Transactions read and not yet committed (at most MOMOGUARD_IN_FLIGHT_WINDOW; redone after a crash).",
+            registry=r,
+        )
         self.delivery_errors = Counter(
             "momoguard_delivery_errors",
             "Failed attempts to produce a record, by topic and Kafka error (each is retried or dead-lettered).",

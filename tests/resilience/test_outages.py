@@ -155,7 +155,7 @@ import stream_app.app as app
 def broken(*args, **kwargs):
     raise RuntimeError("planted bug")
 
-app.score_batch = broken
+app.score_fetch = broken
 sys.argv = ["momoguard", "serve"]
 from momoguard.cli import main
 main()
