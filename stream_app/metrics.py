@@ -93,7 +93,10 @@ class ScorerMetrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "momoguard_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+            "momoguard_batch_size",
+            "Messages per scored batch (one fetch of the transactions topic).",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.scoring_seconds = Histogram(
             "momoguard_scoring_seconds",

@@ -1,0 +1,140 @@
+"""Duplicate verdicts after a graceful takeover and after a SIGKILL: the bulk path's delivery figures for `make bench`.
+
+Each run drains a preloaded backlog on fresh topics with real `momoguard serve` workers, signals one mid-drain,
+lets the group finish, then reads every verdict back and counts the tx_ids answered twice (and any missing).
+A graceful takeover should show 0; a SIGKILL at most MOMOGUARD_IN_FLIGHT_WINDOW.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+from confluent_kafka import Consumer
+
+from momoguard.bench import bench_topics, preload, scorer_env, verdict_count
+from momoguard.errors import MomoGuardError
+from momoguard.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DuplicateRun:
+    """What one signalled drain left in `verdicts`."""
+
+    event: str  # "sigterm, one of two workers" or "sigkill, then restart"
+    sent: int
+    verdicts: int
+    missing: int
+    duplicates: int
+    verdicts_at_signal: int
+    in_flight_window: int
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def graceful_takeover(settings: Settings, frame: pl.DataFrame, log_dir: Path) -> DuplicateRun:
+    """Two workers drain the backlog; the second gets SIGTERM a fifth of the way in; the first finishes it."""
+    return _signalled_drain(settings, frame, log_dir, "takeover", workers=2, sig=signal.SIGTERM)
+
+
+def crash_and_restart(settings: Settings, frame: pl.DataFrame, log_dir: Path) -> DuplicateRun:
+    """One worker drains the backlog, is SIGKILLed a fifth of the way in, and a new one finishes it."""
+    return _signalled_drain(settings, frame, log_dir, "sigkill", workers=1, sig=signal.SIGKILL)
+
+
+def _signalled_drain(
+    settings: Settings, frame: pl.DataFrame, log_dir: Path, name: str, workers: int, sig: signal.Signals
+) -> DuplicateRun:
+    with bench_topics(settings, name) as topics:
+        n = preload(settings, topics.transactions, frame)
+        group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        port = settings.web_port + 60
+        env = scorer_env(settings, topics, group, port)
+        started: list[subprocess.Popen[bytes]] = []
+        with (log_dir / f"bench-{name}.log").open("wb") as out:
+
+            def start(index: int) -> subprocess.Popen[bytes]:
+                command = [sys.executable, "-m", "momoguard", "serve", "--worker-index", str(index)]
+                process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+                started.append(process)
+                return process
+
+            try:
+                for index in range(workers):
+                    start(index)
+                _wait(lambda: verdict_count(settings, topics.verdicts) >= n // 5, 300, f"{name}: drain under way")
+                victim = started[-1]
+                victim.send_signal(sig)
+                victim.wait(60)
+                at_signal = verdict_count(settings, topics.verdicts)
+                if sig == signal.SIGKILL:
+                    start(0)
+                _wait(lambda: verdict_count(settings, topics.verdicts) >= n, 600, f"{name}: every transaction answered")
+                time.sleep(3.0)  # late duplicates, if any, land now
+            finally:
+                for process in started:
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
+                        try:
+                            process.wait(60)
+                        except subprocess.TimeoutExpired:
+                            process.kill()
+        ids = _verdict_ids(settings, topics.verdicts, verdict_count(settings, topics.verdicts))
+    seen = Counter(ids)
+    sent_ids = {f"bench-{tx_id}" for tx_id in frame["tx_id"].to_list()}  # as `preload` names them
+    run = DuplicateRun(
+        event="sigterm, one of two workers" if sig == signal.SIGTERM else "sigkill, then restart",
+        sent=n,
+        verdicts=len(ids),
+        missing=len(sent_ids - set(seen)),
+        duplicates=sum(c - 1 for c in seen.values()),
+        verdicts_at_signal=at_signal,
+        in_flight_window=settings.in_flight_window,
+    )
+    log.info("bench: %s", run)
+    return run
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise MomoGuardError(f"{what}: timed out after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _verdict_ids(settings: Settings, topic: str, expect: int) -> list[str]:
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"bench-ids-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    consumer.subscribe([topic])
+    ids: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(ids) < expect and time.monotonic() < deadline:
+            for message in consumer.consume(5000, timeout=0.5):
+                value = message.value()
+                if message.error() is None and value is not None:
+                    ids.append(str(orjson.loads(value)["tx_id"]))
+    finally:
+        consumer.close()
+    return ids
