@@ -1,17 +1,22 @@
 """Duplicate verdicts after a graceful takeover and after a SIGKILL: the bulk path's delivery figures for `make bench`.
 
-Each run drains a preloaded backlog on fresh topics with real `momoguard serve` workers, signals one mid-drain,
-lets the group finish, then reads every verdict back and counts the tx_ids answered twice (and any missing).
-A graceful takeover should show 0; a SIGKILL at most MOMOGUARD_IN_FLIGHT_WINDOW.
+Each run uses fresh topics and real `momoguard serve` workers, signals one mid-stream, lets the group finish,
+then reads every verdict back and counts the tx_ids answered twice (and any missing). The takeover runs with
+traffic flowing at a steady rate (SIGTERM one of two workers, the other takes its partitions: expect 0); the
+SIGKILL hits a worker draining a backlog flat out, the worst case (expect at most MOMOGUARD_IN_FLIGHT_WINDOW).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -20,7 +25,7 @@ from typing import Any
 
 import orjson
 import polars as pl
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from momoguard.bench import bench_topics, preload, scorer_env, verdict_count
 from momoguard.errors import MomoGuardError
@@ -45,25 +50,34 @@ class DuplicateRun:
         return asdict(self)
 
 
-def graceful_takeover(settings: Settings, frame: pl.DataFrame, log_dir: Path) -> DuplicateRun:
-    """Two workers drain the backlog; the second gets SIGTERM a fifth of the way in; the first finishes it."""
-    return _signalled_drain(settings, frame, log_dir, "takeover", workers=2, sig=signal.SIGTERM)
+def graceful_takeover(settings: Settings, frame: pl.DataFrame, log_dir: Path, rate: float = 10_000) -> DuplicateRun:
+    """Two workers score a steady stream; the second gets SIGTERM a quarter of the way in; the first goes on."""
+    return _signalled_run(settings, frame, log_dir, "takeover", workers=2, sig=signal.SIGTERM, rate=rate)
 
 
 def crash_and_restart(settings: Settings, frame: pl.DataFrame, log_dir: Path) -> DuplicateRun:
-    """One worker drains the backlog, is SIGKILLed a fifth of the way in, and a new one finishes it."""
-    return _signalled_drain(settings, frame, log_dir, "sigkill", workers=1, sig=signal.SIGKILL)
+    """One worker drains a backlog, is SIGKILLed a quarter of the way in, and a new one finishes it."""
+    return _signalled_run(settings, frame, log_dir, "sigkill", workers=1, sig=signal.SIGKILL, rate=None)
 
 
-def _signalled_drain(
-    settings: Settings, frame: pl.DataFrame, log_dir: Path, name: str, workers: int, sig: signal.Signals
+def _signalled_run(
+    settings: Settings,
+    frame: pl.DataFrame,
+    log_dir: Path,
+    name: str,
+    workers: int,
+    sig: signal.Signals,
+    rate: float | None,
 ) -> DuplicateRun:
     with bench_topics(settings, name) as topics:
-        n = preload(settings, topics.transactions, frame)
+        n = frame.height
+        if rate is None:
+            preload(settings, topics.transactions, frame)
         group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
         port = settings.web_port + 60
         env = scorer_env(settings, topics, group, port)
         started: list[subprocess.Popen[bytes]] = []
+        sender: threading.Thread | None = None
         with (log_dir / f"bench-{name}.log").open("wb") as out:
 
             def start(index: int) -> subprocess.Popen[bytes]:
@@ -75,14 +89,20 @@ def _signalled_drain(
             try:
                 for index in range(workers):
                     start(index)
-                _wait(lambda: verdict_count(settings, topics.verdicts) >= n // 5, 300, f"{name}: drain under way")
+                if rate is not None:
+                    _wait(lambda: all(_holds_partitions(port + i) for i in range(workers)), 180, f"{name}: workers up")
+                    sender = threading.Thread(target=_send_paced, args=(settings, topics.transactions, frame, rate))
+                    sender.start()
+                _wait(lambda: verdict_count(settings, topics.verdicts) >= n // 4, 300, f"{name}: under way")
                 victim = started[-1]
                 victim.send_signal(sig)
-                victim.wait(60)
                 at_signal = verdict_count(settings, topics.verdicts)
+                victim.wait(60)
                 if sig == signal.SIGKILL:
                     start(0)
-                _wait(lambda: verdict_count(settings, topics.verdicts) >= n, 600, f"{name}: every transaction answered")
+                if sender is not None:
+                    sender.join()
+                _wait(lambda: verdict_count(settings, topics.verdicts) >= n, 240, f"{name}: every transaction answered")
                 time.sleep(3.0)  # late duplicates, if any, land now
             finally:
                 for process in started:
@@ -94,7 +114,7 @@ def _signalled_drain(
                             process.kill()
         ids = _verdict_ids(settings, topics.verdicts, verdict_count(settings, topics.verdicts))
     seen = Counter(ids)
-    sent_ids = {f"bench-{tx_id}" for tx_id in frame["tx_id"].to_list()}  # as `preload` names them
+    sent_ids = {f"bench-{tx_id}" for tx_id in frame["tx_id"].to_list()}  # as `encode` names them
     run = DuplicateRun(
         event="sigterm, one of two workers" if sig == signal.SIGTERM else "sigkill, then restart",
         sent=n,
@@ -106,6 +126,38 @@ def _signalled_drain(
     )
     log.info("bench: %s", run)
     return run
+
+
+def _holds_partitions(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return bool(json.loads(response.read()).get("partitions"))
+    except OSError as error:  # 503 (not ready yet) is an HTTPError, an OSError
+        if isinstance(error, urllib.error.HTTPError):
+            return bool(json.loads(error.read()).get("partitions"))
+        return False
+
+
+def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float) -> None:
+    from replay.replayer import encode
+
+    producer = Producer({**settings.kafka_config(), "linger.ms": 5, "compression.type": "lz4", "log_level": 0})
+    started = time.monotonic()
+    for i, (_, key, body) in enumerate(encode(frame, "bench")):
+        ahead = started + i / rate - time.monotonic()
+        if ahead > 0.005:
+            time.sleep(ahead)
+        now = repr(time.time()).encode()
+        while True:
+            try:
+                producer.produce(topic, value=body + b',"event_time":' + now + b"}", key=key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+    if producer.flush(60):
+        raise MomoGuardError("the takeover traffic was not acknowledged by the broker")
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:

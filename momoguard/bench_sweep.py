@@ -18,7 +18,7 @@ from momoguard.bench import REPORT, drain_rate, latency_at
 from momoguard.settings import Settings
 from replay.load_test import load_source
 
-CONFIGS = ((500, 20_000), (1000, 20_000), (2000, 20_000), (5000, 20_000), (2000, 4000), (2000, 10_000), (2000, 50_000))
+CONFIGS = ((500, 20_000), (1000, 20_000), (2000, 20_000), (1000, 2000), (1000, 5000), (1000, 50_000))
 
 
 def main(argv: list[str] | None = None) -> None:
