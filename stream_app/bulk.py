@@ -18,6 +18,8 @@ contiguous run of acknowledged spans; Faust's own commit timer commits that wate
   commits: 82 duplicate verdicts measured after one graceful takeover, 0 here). Fetches handed out but not yet
   started are dropped: they are neither scored nor committed, and the partition's next owner reads them;
 - the channel's queue is not one Faust clears on a rebalance (a cleared fetch would be lost from the watermark);
+- records must follow on from what each partition's book handed out: a fetch that starts further on (the
+  position moved past a fetch dropped in a rebalance) is sought back, never committed over;
 - at most `window` transactions are read and not yet committed, so after a SIGKILL at most that many are
   scored twice. When the window is full the consumer commits at once instead of waiting for the timer.
 
@@ -25,8 +27,8 @@ Faust internals this leans on (faust-streaming is pinned exactly; tests/stream_a
 naming them, when an upgrade changes them): `Consumer._drain_messages`, `_wait_next_records`,
 `_filter_tps_with_pending_acks`, `_new_offset`, `_should_commit`, `_commit`, `_to_message`, `_add_gap`,
 `_read_offset`, `_stopped`, `flow_active`/`can_resume_flow`/`suspend_flow`, `on_partitions_revoked`,
-`seek_to_committed`; `Channel.queue`; `mode.utils.queues.ThrowableQueue`/`FlowControlEvent`; the transports'
-`FactoryMapping.aliases`.
+`seek_to_committed`, `seek_wait`; `Channel.queue`; `mode.utils.queues.ThrowableQueue`/`FlowControlEvent`; the
+transports' `FactoryMapping.aliases`.
 """
 
 from __future__ import annotations
@@ -87,13 +89,14 @@ class PartitionBook:
     not yet safe, even when a later fetch is acknowledged before an earlier one.
     """
 
-    __slots__ = ("base", "read", "acked", "committed", "_spans")
+    __slots__ = ("base", "read", "acked", "committed", "gap", "_spans")
 
     def __init__(self, committed: int | None) -> None:
         self.committed = committed  # the group's committed offset (the next one to read), if any
         self.base = committed  # where this worker's responsibility for the partition starts
         self.read = committed  # the next offset to hand out
         self.acked = committed  # the next offset not yet acknowledged
+        self.gap: tuple[int, int] | None = None  # (read, first) of a gap already sought back over once
         self._spans: deque[Span] = deque()
 
     def hand(self, first: int, last: int) -> Span:
@@ -176,23 +179,39 @@ class Watermarks:
             if tp not in self.books:
                 self.books[tp] = PartitionBook(offset if offset is not None and offset >= 0 else None)
 
-    def hand(self, records: Mapping[TP, Sequence[RecordLike]]) -> Fetch | None:
-        """Register a fetch's records (re-reads of offsets already handed out are left out); None if none is new."""
+    def hand(self, records: Mapping[TP, Sequence[RecordLike]]) -> tuple[Fetch | None, dict[TP, int]]:
+        """Register a fetch's records with the current books; (the fetch or None, partitions to seek back).
+
+        Records must follow on from what each book has handed out: re-reads (after a seek) are left out, records
+        of partitions this worker no longer holds (no book) too. A fetch that starts past a book's read offset
+        is not handed out: records in between were fetched and never handed (a fetch dropped in a rebalance),
+        so the partition is sought back to the read offset. Only if the same gap comes back is it taken as real
+        (offsets compacted, deleted or taken by transaction markers) and stepped over.
+        """
         kept: list[RecordLike] = []
         spans: list[tuple[PartitionBook, Span]] = []
+        seek: dict[TP, int] = {}
         for tp, batch in records.items():
-            if not batch:
-                continue
             book = self.books.get(tp)
-            if book is None:
-                book = self.books[tp] = PartitionBook(None)
+            if not batch or book is None:
+                continue
             if book.read is not None and batch[0].offset < book.read:
                 batch = [r for r in batch if r.offset >= book.read]  # read again after a seek: already handed out
                 if not batch:
                     continue
-            spans.append((book, book.hand(batch[0].offset, batch[-1].offset)))
+            first = batch[0].offset
+            if book.read is not None and first > book.read:
+                if book.gap != (book.read, first):
+                    book.gap = (book.read, first)
+                    seek[tp] = book.read
+                    continue
+                log.warning(
+                    "%s offsets %d-%d do not exist (compacted, deleted, markers): skipped", tp, book.read, first - 1
+                )
+            book.gap = None
+            spans.append((book, book.hand(first, batch[-1].offset)))
             kept.extend(batch)
-        return Fetch(kept, spans, self.epoch) if kept else None
+        return (Fetch(kept, spans, self.epoch) if kept else None), seek
 
     def in_flight(self) -> int:
         return sum(book.in_flight for book in self.books.values())
@@ -337,7 +356,6 @@ class BulkConsumer(faust_aiokafka.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                epoch = route.watermarks.epoch
                 # Faust's own fetch step: waits while the flow is stopped (rebalancing), skips paused partitions,
                 # and returns what the consumer thread has buffered, waiting only when it has nothing.
                 records, active = await self._wait_next_records(1.0)
@@ -350,7 +368,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
                 if others:
                     await self._deliver_one_by_one(others, active)
                 if mine:
-                    await self._hand(route, mine, epoch)
+                    await self._hand(route, mine)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -360,11 +378,9 @@ class BulkConsumer(faust_aiokafka.Consumer):
                 return
             raise
 
-    async def _hand(self, route: BulkRoute, records: Mapping[TP, Sequence[RecordLike]], epoch: int) -> None:
+    async def _hand(self, route: BulkRoute, records: Mapping[TP, Sequence[RecordLike]]) -> None:
         size = sum(len(batch) for batch in records.values())
         while True:
-            if route.watermarks.epoch != epoch:
-                return  # fetched before a revoke: the new assignment reads these again from the committed offsets
             if not self.flow_active:  # stopped without a revoke (a stopping worker): hold on to the fetch
                 if self.should_stop:
                     return
@@ -377,7 +393,14 @@ class BulkConsumer(faust_aiokafka.Consumer):
             await self.commit()
             if route.watermarks.in_flight() + size > route.window:
                 await route.wait_moved(1.0)
-        fetch = route.watermarks.hand(records)
+        fetch, seek = route.watermarks.hand(records)
+        if seek:
+            # Fetched past records never handed out (see Watermarks.hand): read them again.
+            log.info("bulk: seeking %s back to the offsets not yet handed out", seek)
+            try:
+                await self.seek_wait(seek)
+            except Exception as error:  # revoked meanwhile: the next assignment starts from the committed offsets
+                log.warning("bulk: could not seek back (%s); the rebalance under way resets the positions", error)
         if fetch is not None:
             await route.hand(fetch)
 

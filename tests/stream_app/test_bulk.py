@@ -31,8 +31,8 @@ def recs(tp: TP, *offsets: int) -> list[RecordLike]:
 
 def hand(marks: Watermarks, **by_partition: list[int]) -> bulk.Fetch:
     tps = {"p0": P0, "p1": P1}
-    fetch = marks.hand({tps[name]: recs(tps[name], *offsets) for name, offsets in by_partition.items()})
-    assert fetch is not None
+    fetch, seek = marks.hand({tps[name]: recs(tps[name], *offsets) for name, offsets in by_partition.items()})
+    assert fetch is not None and not seek
     return fetch
 
 
@@ -65,20 +65,39 @@ def test_offsets_are_tracked_per_partition_within_one_fetch() -> None:
     assert not marks.should_commit(P0, 12) and marks.should_commit(P0, 13)
 
 
-def test_a_gap_in_offsets_is_covered_by_the_span_that_follows_it() -> None:
+def test_a_fetch_that_skips_offsets_never_handed_out_is_sought_back_not_committed_over() -> None:
+    # A fetch dropped in a rebalance moved the position past records nobody scored: the next fetch starts late.
+    marks = Watermarks()
+    marks.assigned({P0: 3140})
+    fetch, seek = marks.hand({P0: recs(P0, 4140, 4141)})
+    assert fetch is None and seek == {P0: 3140}, "records 3140-4139 must be read again, not committed over"
+    assert marks.committable() == {} and marks.in_flight() == 0
+
+
+def test_a_gap_that_comes_back_after_the_seek_is_real_and_stepped_over() -> None:
     marks = Watermarks()
     marks.assigned({P0: 10})
-    ack(hand(marks, p0=[12, 15]))  # 10, 11, 13, 14: compacted away, or transaction markers
+    assert marks.hand({P0: recs(P0, 12, 15)})[1] == {P0: 10}
+    fetch, seek = marks.hand({P0: recs(P0, 12, 15)})  # the same gap again: compacted away, or markers
+    assert fetch is not None and not seek
+    ack(fetch)
     assert marks.committable() == {P0: 16}
+
+
+def test_records_of_a_partition_no_longer_held_are_not_handed_out() -> None:
+    marks = Watermarks()
+    marks.assigned({P0: 0})
+    fetch, seek = marks.hand({P0: recs(P0, 0), P1: recs(P1, 0, 1)})
+    assert fetch is not None and [r.partition for r in fetch.records] == [0] and not seek
 
 
 def test_records_read_again_after_a_seek_are_not_handed_out_twice() -> None:
     marks = Watermarks()
     marks.assigned({P0: 0})
     hand(marks, p0=[0, 1, 2])
-    again = marks.hand({P0: recs(P0, 1, 2, 3)})
+    again, _ = marks.hand({P0: recs(P0, 1, 2, 3)})
     assert again is not None and [r.offset for r in again.records] == [3]
-    assert marks.hand({P0: recs(P0, 2, 3)}) is None
+    assert marks.hand({P0: recs(P0, 2, 3)}) == (None, {})
 
 
 def test_the_in_flight_count_is_what_a_crash_would_redo_until_committed() -> None:

@@ -87,12 +87,12 @@ def _takeover_run(
     start_scorer()
     start_scorer("--worker-index", "1")
     until(lambda: held(scorer_env, 0) and held(scorer_env, 1), "both workers hold partitions", timeout=120)
-    txs = transactions(20_000, run)
+    txs = transactions(40_000, run)
     sender = threading.Thread(
-        target=produce, args=(s.kafka_bootstrap, s.topic_transactions, messages(txs)), kwargs={"rate_per_s": 4000}
+        target=produce, args=(s.kafka_bootstrap, s.topic_transactions, messages(txs)), kwargs={"rate_per_s": 8000}
     )
     sender.start()
-    until(lambda: topic_size(s.kafka_bootstrap, s.topic_verdicts, 4) >= 6000, "verdicts flow", timeout=60)
+    until(lambda: topic_size(s.kafka_bootstrap, s.topic_verdicts, 4) >= 10_000, "verdicts flow", timeout=60)
     change()
     sender.join()
     got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=180)

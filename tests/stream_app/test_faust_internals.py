@@ -37,6 +37,7 @@ METHODS: list[tuple[type, str, list[str]]] = [
     (Consumer, "_add_gap", ["self", "tp", "offset_from", "offset_to"]),  # called for other topics
     (Consumer, "on_partitions_revoked", ["self", "revoked"]),  # overridden: settle before Faust forgets
     (ThreadDelegateConsumer, "seek_to_committed", ["self"]),  # overridden: where the books open
+    (ThreadDelegateConsumer, "seek_wait", ["self", "partitions"]),  # called: back to offsets not handed out
     (Consumer, "commit", ["self", "topics", "start_new_transaction"]),  # called when the window is full
     (Consumer, "stop_flow", ["self"]),
     (Consumer, "wait_first", ["self", "coros", "timeout"]),
