@@ -1,4 +1,4 @@
-"""`momoguard bench`: the Faust scorer against a plain confluent-kafka loop, latency, the model, the generator.
+"""`momoguard bench`: the Faust scorer against a plain confluent-kafka loop, latency, duplicates, model, generator.
 
 One command, one run, the same data and machine for every figure. It writes reports/bench.json and adds a
 dated row to docs/BENCHMARKS.md. Each part runs its scorer as a separate process, as an operator would.
@@ -276,6 +276,7 @@ def generator_seconds(log_dir: Path) -> float:
 
 
 def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_generator: bool) -> dict[str, Any]:
+    from benchmarks.duplicates import crash_and_restart, graceful_takeover
     from registry import champion_version
     from replay.load_test import load_source
 
@@ -284,9 +285,10 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         raise MomoGuardError("no champion model to benchmark: run `make train` first")
     log_dir = REPORT.parent
     log_dir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
     frame = load_source(None, rows + int(6000 * latency_seconds), seed=7)
     drain = frame.head(rows)
-    log.info("bench: (a) Faust scorer draining %d transactions", rows)
+    log.info("bench: (a) Faust scorer (bulk path) draining %d transactions", rows)
     faust_tps = drain_rate(settings, drain, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir)
     log.info("bench: (a') two Faust workers draining %d transactions", rows)
     serve_two = [sys.executable, "-m", "momoguard", "serve", "--workers", "2"]
@@ -295,23 +297,37 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
     baseline_tps = drain_rate(settings, drain, [sys.executable, "-m", "benchmarks.baseline"], "baseline", log_dir)
     log.info("bench: (c) latency at steady rates")
     latency = latency_at(settings, frame.slice(rows), [1000, 5000], latency_seconds, log_dir)
-    log.info("bench: (d) model alone")
+    log.info("bench: (d) duplicates after a graceful takeover and after a SIGKILL")
+    short = drain.head(min(rows, 100_000))
+    duplicates = {
+        "graceful_takeover": graceful_takeover(settings, short, log_dir).as_json(),
+        "sigkill": crash_and_restart(settings, short, log_dir).as_json(),
+    }
+    log.info("bench: (e) model alone")
     model = model_alone(settings, frame)
     generator = None if skip_generator else generator_seconds(log_dir)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe_machine(),
+        "load_average": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "model_version": version,
         "rows": rows,
+        "scorer_path": "bulk",
         "faust_tps": faust_tps,
         "faust_tps_2_workers": faust_two_tps,
         "baseline_tps": baseline_tps,
         "ratio": faust_tps / baseline_tps if baseline_tps else None,
+        "ratio_2_workers": faust_two_tps / baseline_tps if baseline_tps else None,
         "latency_ms": {rate: {"p50": v["p50"], "p99": v["p99"]} for rate, v in latency.items()},
         "latency_detail": latency,
+        "duplicates": duplicates,
         "model_us_per_row": model,
         "generator_seconds_kaggle_size": generator,
-        "settings": {"max_batch": settings.max_batch, "max_wait_s": settings.max_wait_s},
+        "settings": {
+            "max_batch": settings.max_batch,
+            "max_fetch_bytes": settings.max_fetch_bytes,
+            "in_flight_window": settings.in_flight_window,
+        },
     }
 
 
@@ -319,23 +335,27 @@ def record(result: dict[str, Any], command: str) -> None:
     """Write reports/bench.json and add a dated row to docs/BENCHMARKS.md."""
     REPORT.write_text(json.dumps(result, indent=2) + "\n")
     lat = result["latency_ms"]
+    dup = result["duplicates"]
+    load = result["load_average"]
     row = (
         f"| {result['date'][:16]} | {result['faust_tps']:,.0f} | {result['faust_tps_2_workers']:,.0f} | "
-        f"{result['baseline_tps']:,.0f} | "
-        f"{result['ratio']:.2f} | {lat['1000']['p50']:.1f} / {lat['1000']['p99']:.1f} | "
-        f"{lat['5000']['p50']:.1f} / {lat['5000']['p99']:.1f} | "
+        f"{result['baseline_tps']:,.0f} | {result['ratio']:.2f} / {result['ratio_2_workers']:.2f} | "
+        f"{lat['1000']['p50']:.1f} / {lat['1000']['p99']:.1f} | {lat['5000']['p50']:.1f} / {lat['5000']['p99']:.1f} | "
+        f"{dup['graceful_takeover']['duplicates']} | {dup['sigkill']['duplicates']} (window "
+        f"{dup['sigkill']['in_flight_window']:,}) | {load['before']:.1f} / {load['after']:.1f} | "
         f"{result['model_us_per_row']['batch_1']:.1f} / {result['model_us_per_row']['batch_1000']:.2f} | "
         f"{_maybe(result['generator_seconds_kaggle_size'])} | `{command}` |"
     )
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
-    marker = "<!-- bench rows -->"
+    marker = "<!-- bulk bench rows -->"
     if marker not in text:
         text += (
-            "\n## Scorer benchmark (`make bench`)\n\n"
+            "\n## Scorer benchmark, bulk path (`make bench`)\n\n"
             f"Machine: {result['machine']}. Broker, scorer and load generator share the machine.\n\n"
-            "| date (UTC) | Faust tx/s | 2 workers tx/s | baseline tx/s | ratio | p50/p99 ms @1k tx/s "
-            "| p50/p99 ms @5k tx/s | model µs/row (batch 1 / 1000) | generator s (Kaggle size) | command |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n" + marker + "\n"
+            "| date (UTC) | Faust tx/s | 2 workers tx/s | baseline tx/s | ratio (1 / 2 workers) | p50/p99 ms @1k tx/s "
+            "| p50/p99 ms @5k tx/s | duplicates, graceful takeover | duplicates, SIGKILL | load avg (before / after) "
+            "| model µs/row (batch 1 / 1000) | generator s (Kaggle size) | command |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + marker + "\n"
         )
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text.replace(marker, row + "\n" + marker))

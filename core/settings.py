@@ -93,8 +93,18 @@ class Settings(BaseSettings):
 
     # --- Scorer ------------------------------------------------------------------------------------
     consumer_group: str = Field("momoguard-scorer", description="Consumer group (Faust app id) of the scorer.")
-    max_batch: int = Field(1000, ge=1, le=100_000, description="Most transactions scored in one micro-batch.")
-    max_wait_s: float = Field(0.02, gt=0, le=10, description="Longest wait to fill a micro-batch (s).")
+    max_batch: int = Field(
+        1000, ge=1, le=100_000, description="Most transactions in one fetch, scored as one batch (no wait to fill it)."
+    )
+    max_fetch_bytes: int = Field(
+        1_048_576, ge=65_536, le=64 * 1_048_576, description="Most bytes one fetch reads from one partition."
+    )
+    in_flight_window: int = Field(
+        20_000,
+        ge=1,
+        le=1_000_000,
+        description="Most transactions read and not yet committed per worker: the most scored twice after a crash.",
+    )
     max_message_bytes: int = Field(
         16_384,
         ge=256,
@@ -151,6 +161,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MOMOGUARD_DLQ_MAX_BYTES ({self.dlq_max_bytes}) must exceed MOMOGUARD_MAX_MESSAGE_BYTES "
                 f"({self.max_message_bytes}) by 4096 or more, so a dead letter holds any message the scorer accepts"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _window_holds_a_fetch(self) -> Settings:
+        if self.in_flight_window < self.max_batch:
+            raise ValueError(
+                f"MOMOGUARD_IN_FLIGHT_WINDOW ({self.in_flight_window}) must be at least MOMOGUARD_MAX_BATCH "
+                f"({self.max_batch}), so one whole fetch fits in it"
             )
         return self
 

@@ -1,8 +1,9 @@
-"""The Faust app: one agent scoring `transactions` in micro-batches, a reload timer, and web endpoints.
+"""The Faust app: one agent scoring whole fetches of `transactions`, a reload timer, and web endpoints.
 
-The data path, top to bottom: raw bytes from `transactions` -> `BatchProcessor.process` (parse, validate,
-features, score, verdict bytes; bad messages become dead letters) -> `Deliverer.submit` (acks=all) ->
-Faust acks the batch's events, so their offsets are committed only after the verdicts are safe.
+The data path, top to bottom: each fetch of `transactions`, as the broker returned it (stream_app/bulk.py hands
+it to the agent whole) -> `BatchProcessor.process` (parse, validate, features, score, verdict bytes; bad
+messages become dead letters) -> `Deliverer.submit` (acks=all) -> the fetch's offsets become committable, so
+Faust's commit timer commits them only after the verdicts are safe.
 
 Around it, what keeps a worker honest: `/health` fails when the agent has died or work waits with no progress
 for `stall_timeout_s`; a timer watches that the topics the scorer writes to exist; a dead agent stops the
@@ -16,12 +17,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import TP, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
@@ -31,11 +32,12 @@ from kafka_ops import topics
 from kafka_ops.clients import client_config, librdkafka_config
 from registry import TAG_FEATURE_SET, TAG_THRESHOLD, LoadedModel, champion, load_version
 from registry.errors import RegistryError, RegistryUnreachableError
+from stream_app import bulk
 from stream_app.dashboard import register_dashboard
 from stream_app.delivery import Deliverer
 from stream_app.faust_monitor import BatchMonitor
 from stream_app.metrics import ScorerMetrics
-from stream_app.pipeline import BatchProcessor, Headers, Incoming
+from stream_app.pipeline import BatchProcessor
 from stream_app.scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,14 @@ class ScorerState:
     deliverer: Deliverer
     reload_failures: int = 0
     refused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # unusable champions' tags
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)  # last offset scored per partition
+    lag_partitions: set[TP] = field(default_factory=set)  # partitions with a lag gauge
     lag: int = 0  # messages behind, over the assigned partitions
     last_batch_at: float = field(default_factory=time.monotonic)
     crashed: str | None = None  # why the agent died, once it has
     exit_code: int = 0
     missing_topics: set[str] = field(default_factory=set)
     stop_deadline: float | None = None  # monotonic time by which a stopping worker must have exited
+    route: bulk.BulkRoute | None = None  # the bulk path of `transactions` (stream_app/bulk.py)
 
     @property
     def version(self) -> str:
@@ -134,9 +137,11 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     state = ScorerState(settings, processor, metrics, deliverer)
     metrics.set_model(model.name, model.version, model.threshold, time.time())
 
+    servers = [server.strip() for server in settings.kafka_bootstrap.split(",")]
     app = faust.App(
         settings.consumer_group,
-        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        broker=[f"kafka://{server}" for server in servers],  # the producer side: Faust's own, unused by scoring
+        broker_consumer=[bulk.broker_url(server) for server in servers],  # the bulk consumer (stream_app/bulk.py)
         broker_credentials=client_config(settings).faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
@@ -151,29 +156,35 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         producer_acks=-1,
         topic_allow_declare=False,  # topics are made by `momoguard topics create`, not changed by workers
         topic_disable_leader=True,
-        stream_buffer_maxsize=max(4 * settings.max_batch, 4096),
-        broker_max_poll_records=max(settings.max_batch, 500),
+        broker_max_poll_records=settings.max_batch,  # one fetch handed over = one scored batch
+        consumer_max_fetch_size=settings.max_fetch_bytes,
         monitor=BatchMonitor(),
     )
-    transactions = app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes, allow_empty=True)
+    route = bulk.install(
+        app,
+        app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes, allow_empty=True),
+        window=settings.in_flight_window,
+        revoke_timeout_s=settings.session_timeout_s / 2,
+    )
+    state.route = route
 
-    @app.agent(transactions)
-    async def score(stream: StreamT[bytes]) -> AsyncIterator[None]:
-        batches = stream.take_events(settings.max_batch, within=settings.max_wait_s)  # type: ignore[attr-defined]
+    @app.agent(route.channel)
+    async def score(stream: StreamT[bulk.Fetch]) -> AsyncIterator[None]:
         try:
-            async for events in batches:
+            async for fetch in stream:  # one item per fetch of `transactions`, all its partitions
                 try:
-                    score_batch(app, state, events)
+                    score_fetch(app, state, fetch)
                 except Exception as error:  # a bug outside the per-message safety nets: never limp on silently
-                    log.exception("scoring a batch of %d failed", len(events))
+                    log.exception("scoring a fetch of %d failed", len(fetch))
                     state.die(f"{type(error).__name__}: {error}")
                     raise
                 await state.deliverer.wait_below()  # back-pressure while the broker is slow or away
                 yield None
         finally:
-            # Stopping (SIGTERM, rebalance): every verdict produced so far is acknowledged and its events
-            # acked before Faust makes its final commit, within the stop deadline; what is not acknowledged by
-            # then is not committed either, and is scored again by whoever reads the partition next.
+            # Stopping (SIGTERM): every verdict produced so far is acknowledged before Faust's final commit,
+            # within the stop deadline; what is not acknowledged by then is not committed either, and is scored
+            # again by whoever reads the partition next. (A rebalance does not stop the agent: the bulk consumer
+            # settles the offsets of a revoke itself.)
             if not await state.deliverer.drain(state.drain_budget()):
                 log.error(
                     "%d records still unacknowledged at the stop deadline (%s); their offsets stay uncommitted",
@@ -219,82 +230,56 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     return app, state
 
 
-def score_batch(app: faust.App, state: ScorerState, events: list[EventT]) -> None:
-    """Score a batch and hand its records to the producer; its events are acked once all are acknowledged.
-
-    take_events acks a batch's events when this body returns. Each event's message gets one more reference
-    first (Faust's own refcount, as when a message feeds several streams), so that ack only brings it to
-    one; the delivery callback releases the last reference, and only then is the offset committable.
-    """
+def score_fetch(app: faust.App, state: ScorerState, fetch: bulk.Fetch) -> None:
+    """Score one fetch and hand its records to the producer; its offsets become committable once all are
+    acknowledged (the route's watermarks, committed by Faust's commit timer)."""
+    route = state.route
+    assert route is not None  # set by build_app
+    if not route.start(fetch):
+        return  # handed out before a rebalance: neither scored nor committed; the partition's next owner reads it
     state.progressed()
-    for event in events:
-        event.message.incref()
-    batch = [
-        Incoming(
-            topic=e.message.topic,
-            partition=e.message.partition,
-            offset=e.message.offset,
-            key=e.message.key,
-            value=e.message.value,
-            headers=_headers(e.message.headers),
-            timestamp_s=e.message.timestamp,
-        )
-        for e in events
-    ]
-    outcome = state.processor.process(batch)
+    outcome = state.processor.process(fetch.incoming())
 
     def delivered() -> None:
-        for event in events:
-            event.ack()
+        route.acknowledged(fetch)
         state.processor.delivered(outcome)
-        _update_lag(app, state, batch)
+        refresh_lag(app, state)
 
     state.deliverer.submit(outcome.records, delivered)
 
 
-def _headers(headers: Any) -> Headers | None:
-    if not headers:
-        return None
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return [(str(k), v) for k, v in pairs]
-
-
-def _update_lag(app: faust.App, state: ScorerState, batch: list[Incoming]) -> None:
-    for message in batch:
-        tp = (message.topic, message.partition)
-        if message.offset > state.positions.get(tp, -1):
-            state.positions[tp] = message.offset
-    refresh_lag(app, state)
-
-
 def refresh_lag(app: faust.App, state: ScorerState) -> None:
-    """Lag of every assigned partition (also idle or stalled ones); revoked partitions are dropped."""
-    assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-    for tp in list(state.positions):
-        if tp not in assigned:
-            del state.positions[tp]
-            try:
-                state.metrics.lag.remove(tp[0], str(tp[1]))
-            except KeyError:
-                pass
+    """Lag of every assigned partition (also idle or stalled ones), from the bulk path's acknowledged watermarks.
+
+    A partition not scored here yet counts from the group's committed offset, so a worker stuck before its first
+    batch still shows its backlog; revoked partitions are dropped.
+    """
+    route = state.route
+    if route is None:
+        return
+    try:
+        assigned = app.consumer.assignment()
+    except Exception:  # the consumer is not (or no longer) running: nothing to report
+        return
+    for tp in state.lag_partitions - assigned:
+        try:
+            state.metrics.lag.remove(tp.topic, str(tp.partition))
+        except KeyError:
+            pass
+    state.lag_partitions &= assigned
     total = 0
-    for topic, partition in assigned:
-        tp = faust.types.TP(topic, partition)
+    for tp in assigned:
         try:
             highwater = app.consumer.highwater(tp)
         except Exception:  # partition revoked meanwhile: nothing to report
             continue
-        done = state.positions.get((topic, partition))
-        if done is None:
-            # Not scored here yet: count from the group's committed offset (the next one to read), so a worker
-            # stuck before its first batch still shows its backlog. Faust keeps it in a private mapping.
-            committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-            done = None if committed is None else committed - 1
-        if highwater is not None and done is not None:
-            behind = max(0, highwater - (done + 1))
-            state.metrics.lag.labels(topic, str(partition)).set(behind)
+        behind = route.watermarks.lag(tp, highwater)
+        if behind is not None:
+            state.metrics.lag.labels(tp.topic, str(tp.partition)).set(behind)
+            state.lag_partitions.add(tp)
             total += behind
     state.lag = total
+    state.metrics.in_flight.set(route.watermarks.in_flight())
 
 
 async def check_output_topics(state: ScorerState) -> None:

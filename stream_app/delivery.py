@@ -109,6 +109,7 @@ class Deliverer:
         self._batches = 0
         self._fatal: str | None = None  # a fatal error reported by the producer, until it is replaced
         self._poller: asyncio.Task[None] | None = None
+        self._submitted = asyncio.Event()  # wakes an idle poller at once: a report is owed
         self.last_progress = time.monotonic()  # when a record last got its outcome (or nothing was owed)
         self.last_error: str | None = None  # the latest delivery error, for the logs and /health
 
@@ -126,6 +127,7 @@ class Deliverer:
             return
         if not self._in_flight:
             self.last_progress = time.monotonic()  # nothing was owed until now: the wait starts here
+            self._submitted.set()
         batch = _Batch(len(records), on_done)
         self._batches += 1
         self._in_flight += len(records)
@@ -162,7 +164,16 @@ class Deliverer:
             if self._fatal is not None:
                 self._replace_producer()
             self._producer.poll(0)
-            await asyncio.sleep(0.001 if self._in_flight else 0.01)
+            if self._in_flight:
+                await asyncio.sleep(0.001)
+                continue
+            # Idle: wait for the next submit (or 10 ms, for client errors). Sleeping the whole 10 ms regardless
+            # made a batch submitted meanwhile wait for its reports: ~5 ms of median latency at 1,000 tx/s.
+            self._submitted.clear()
+            try:
+                await asyncio.wait_for(self._submitted.wait(), 0.01)
+            except TimeoutError:
+                pass
 
     def _produce(self, record: Record, batch: _Batch) -> None:
         while True:

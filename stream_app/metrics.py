@@ -94,7 +94,10 @@ class ScorerMetrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "momoguard_batch_size", "Messages per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+            "momoguard_batch_size",
+            "Messages per scored batch (one fetch of the transactions topic).",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.scoring_seconds = Histogram(
             "momoguard_scoring_seconds",
@@ -124,6 +127,11 @@ class ScorerMetrics:
             "momoguard_consumer_lag",
             "Messages behind the end of each partition.",
             ["topic", "partition"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "momoguard_in_flight_transactions",
+            "Transactions read and not yet committed (at most MOMOGUARD_IN_FLIGHT_WINDOW; redone after a crash).",
             registry=r,
         )
         self.delivery_errors = Counter(

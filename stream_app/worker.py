@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import signal
@@ -92,6 +93,11 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app, state = build_app(settings, model, worker_index)
+    # Everything loaded so far (MLflow, polars, LightGBM, Faust, the model: ~385,000 objects) lives as long as the
+    # process: keep it out of the collector's full passes, each of which stalled the event loop for 200-280 ms
+    # here (the worst of the latency tail). Measured and explained in docs/BENCHMARKS.md.
+    gc.collect()
+    gc.freeze()
     log.info(
         "worker %d scoring %s with %s v%s (threshold %.4f), web on %s:%d",
         worker_index,

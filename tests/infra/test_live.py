@@ -18,8 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import PROJECT_ROOT
 from stream_app.dashboard import quantile
+from stream_app.process import get_json
 from tests.infra.promql import PROMETHEUS_DIR, dashboard_queries, rules
-from tests.infra.support import Replay, get_json, tool
+from tests.infra.support import Replay, tool
 from tests.support.harness import ScorerEnv, ScorerProcess, free_port
 from tests.support.waiting import wait_for, wait_until
 

@@ -19,8 +19,9 @@ from confluent_kafka.admin import AdminClient
 
 from core.settings import DEFAULT_RUN_DIR, PROJECT_ROOT
 from kafka_ops import local_broker, topics
+from stream_app.process import get_json
 from tests.conftest import spare_broker_port
-from tests.support.harness import ScorerEnv, ScorerProcess, collect, get_json, produce
+from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
 from tests.support.models import sample_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -64,9 +65,11 @@ def test_the_verdicts_topic_deleted_and_recreated_mid_stream_loses_nothing(
     assert {str(v["tx_id"]) for v in collect(s.kafka_bootstrap, s.topic_verdicts, expect=500).values} == ids(before)
 
     delete_topic(s.kafka_bootstrap, s.topic_verdicts)
+    # Only once the deletion has reached the brokers: a verdict produced in the moment before, while the partition
+    # still took writes, would be acknowledged and then deleted with the topic (seen once the scorer got fast).
+    wait_for(lambda: s.topic_verdicts in scorer.health().get("missing_topics", []), "the scorer notices the loss")
     during = transactions(1000, "during")
     produce(s.kafka_bootstrap, s.topic_transactions, during, rate_per_s=500)
-    wait_for(lambda: s.topic_verdicts in scorer.health().get("missing_topics", []), "the scorer notices the loss")
     wait_for(lambda: scorer.health()["status"] == "stalled", "/health fails: work waits, nothing moves")
     assert get_json(f"{scorer_env.web}/ready")["ready"] is False
     assert f"topic {s.topic_verdicts!r} does not exist" in scorer.log.read_text()
@@ -155,7 +158,7 @@ import stream_app.app as app
 def broken(*args, **kwargs):
     raise RuntimeError("planted bug")
 
-app.score_batch = broken
+app.score_fetch = broken
 sys.argv = ["momoguard", "serve"]
 from momoguard.cli import main
 main()

@@ -11,38 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-import polars as pl
 import pytest
 
 import registry
 from core.settings import Settings
-from schemas.frame import FRAME_SCHEMA
 from schemas.verdict import VERDICT
 from tests.support.cli import run_momoguard
-from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
-from tests.support.models import register_model, sample_rows
+from tests.support.harness import ScorerEnv, ScorerProcess, collect, messages, offline_scores, produce, transactions
+from tests.support.models import register_model
 from tests.support.waiting import metric, scorer_metric, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def transactions(n: int, run: str) -> list[dict[str, object]]:
-    rows = sample_rows()
-    return [{**rows[i % len(rows)], "tx_id": f"{run}-{i}", "event_time": time.time()} for i in range(n)]
-
-
-def messages(txs: list[dict[str, object]]) -> list[tuple[bytes | None, bytes, None]]:
-    return [(str(tx["nameOrig"]).encode(), orjson.dumps(tx), None) for tx in txs]
-
-
-def offline_scores(settings: Settings, txs: list[dict[str, object]], version: str) -> dict[str, float]:
-    model = registry.load_version(settings, version)
-    frame = pl.DataFrame(
-        [{k: tx.get(k) for k in FRAME_SCHEMA} for tx in txs],
-        schema=FRAME_SCHEMA,
-        strict=False,
-    )
-    return dict(zip(frame["tx_id"].to_list(), model.score(frame).tolist(), strict=True))
 
 
 def test_ten_thousand_transactions_get_exactly_one_verdict_each_with_offline_scores(

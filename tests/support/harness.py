@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import polars as pl
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from core.settings import Settings
 from stream_app import process
-from tests.support.models import register_model
+from tests.support.models import register_model, sample_rows
 
 
 def free_port() -> int:
@@ -178,3 +179,47 @@ def collect(bootstrap: str, topic: str, expect: int, timeout: float = 120.0, dec
     finally:
         consumer.close()
     return got
+
+
+def transactions(n: int, run: str) -> list[dict[str, object]]:
+    """`n` valid transactions with unique tx_ids `run-0`, `run-1`, ... stamped now."""
+    rows = sample_rows()
+    return [{**rows[i % len(rows)], "tx_id": f"{run}-{i}", "event_time": time.time()} for i in range(n)]
+
+
+def messages(txs: list[dict[str, object]]) -> list[tuple[bytes | None, bytes, None]]:
+    """(key, value, headers) to `produce`: keyed by the originating account, as the operator publishes."""
+    return [(str(tx["nameOrig"]).encode(), orjson.dumps(tx), None) for tx in txs]
+
+
+def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
+    """Messages in `topic` (sum of its partitions' end offsets)."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"size-{uuid.uuid4().hex[:8]}"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions))
+    finally:
+        consumer.close()
+
+
+def until(condition: Callable[[], object], what: str, timeout: float = 60.0, every: float = 0.25) -> None:
+    """Wait for `condition` to hold, or fail the test saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout:.0f} s: {what}")
+        time.sleep(every)
+
+
+def offline_scores(settings: Settings, txs: list[dict[str, object]], version: str) -> dict[str, float]:
+    import registry
+    from schemas.frame import FRAME_SCHEMA
+
+    model = registry.load_version(settings, version)
+    frame = pl.DataFrame(
+        [{k: tx.get(k) for k in FRAME_SCHEMA} for tx in txs],
+        schema=FRAME_SCHEMA,
+        strict=False,
+    )
+    return dict(zip(frame["tx_id"].to_list(), model.score(frame).tolist(), strict=True))

@@ -1,0 +1,193 @@
+"""Duplicate verdicts after a graceful takeover and after a SIGKILL: the bulk path's delivery figures for `make bench`.
+
+Each run uses fresh topics and real `momoguard serve` workers, signals one mid-stream, lets the group finish,
+then reads every verdict back and counts the tx_ids answered twice (and any missing). The takeover runs with
+traffic flowing at a steady rate (SIGTERM one of two workers, the other takes its partitions: expect 0); the
+SIGKILL hits a worker draining a backlog flat out, the worst case (expect at most MOMOGUARD_IN_FLIGHT_WINDOW).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+from confluent_kafka import Consumer, Producer
+
+from benchmarks.bench import bench_topics, preload, scorer_env, verdict_count
+from core.errors import MomoGuardError
+from core.settings import PROJECT_ROOT, Settings
+from kafka_ops.clients import librdkafka_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DuplicateRun:
+    """What one signalled drain left in `verdicts`."""
+
+    event: str  # "sigterm, one of two workers" or "sigkill, then restart"
+    sent: int
+    verdicts: int
+    missing: int
+    duplicates: int
+    verdicts_at_signal: int
+    in_flight_window: int
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def graceful_takeover(settings: Settings, frame: pl.DataFrame, log_dir: Path, rate: float = 10_000) -> DuplicateRun:
+    """Two workers score a steady stream; the second gets SIGTERM a quarter of the way in; the first goes on."""
+    return _signalled_run(settings, frame, log_dir, "takeover", workers=2, sig=signal.SIGTERM, rate=rate)
+
+
+def crash_and_restart(settings: Settings, frame: pl.DataFrame, log_dir: Path) -> DuplicateRun:
+    """One worker drains a backlog, is SIGKILLed a quarter of the way in, and a new one finishes it."""
+    return _signalled_run(settings, frame, log_dir, "sigkill", workers=1, sig=signal.SIGKILL, rate=None)
+
+
+def _signalled_run(
+    settings: Settings,
+    frame: pl.DataFrame,
+    log_dir: Path,
+    name: str,
+    workers: int,
+    sig: signal.Signals,
+    rate: float | None,
+) -> DuplicateRun:
+    with bench_topics(settings, name) as topics:
+        n = frame.height
+        if rate is None:
+            preload(settings, topics.transactions, frame)
+        group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        port = settings.web_port + 60
+        env = scorer_env(settings, topics, group, port)
+        started: list[subprocess.Popen[bytes]] = []
+        sender: threading.Thread | None = None
+        with (log_dir / f"bench-{name}.log").open("wb") as out:
+
+            def start(index: int) -> subprocess.Popen[bytes]:
+                command = [sys.executable, "-m", "momoguard", "serve", "--worker-index", str(index)]
+                process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+                started.append(process)
+                return process
+
+            try:
+                for index in range(workers):
+                    start(index)
+                if rate is not None:
+                    _wait(lambda: all(_holds_partitions(port + i) for i in range(workers)), 180, f"{name}: workers up")
+                    sender = threading.Thread(target=_send_paced, args=(settings, topics.transactions, frame, rate))
+                    sender.start()
+                _wait(lambda: verdict_count(settings, topics.verdicts) >= n // 4, 300, f"{name}: under way")
+                victim = started[-1]
+                victim.send_signal(sig)
+                at_signal = verdict_count(settings, topics.verdicts)
+                victim.wait(60)
+                if sig == signal.SIGKILL:
+                    start(0)
+                if sender is not None:
+                    sender.join()
+                _wait(lambda: verdict_count(settings, topics.verdicts) >= n, 240, f"{name}: every transaction answered")
+                time.sleep(3.0)  # late duplicates, if any, land now
+            finally:
+                for process in started:
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
+                        try:
+                            process.wait(60)
+                        except subprocess.TimeoutExpired:
+                            process.kill()
+        ids = _verdict_ids(settings, topics.verdicts, verdict_count(settings, topics.verdicts))
+    seen = Counter(ids)
+    sent_ids = {f"bench-{tx_id}" for tx_id in frame["tx_id"].to_list()}  # as `encode` names them
+    run = DuplicateRun(
+        event="sigterm, one of two workers" if sig == signal.SIGTERM else "sigkill, then restart",
+        sent=n,
+        verdicts=len(ids),
+        missing=len(sent_ids - set(seen)),
+        duplicates=sum(c - 1 for c in seen.values()),
+        verdicts_at_signal=at_signal,
+        in_flight_window=settings.in_flight_window,
+    )
+    log.info("bench: %s", run)
+    return run
+
+
+def _holds_partitions(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+            return bool(json.loads(response.read()).get("partitions"))
+    except OSError as error:  # 503 (not ready yet) is an HTTPError, an OSError
+        if isinstance(error, urllib.error.HTTPError):
+            return bool(json.loads(error.read()).get("partitions"))
+        return False
+
+
+def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float) -> None:
+    from replay.replayer import encode
+
+    producer = Producer({**librdkafka_config(settings), "linger.ms": 5, "compression.type": "lz4", "log_level": 0})
+    started = time.monotonic()
+    for i, (_, key, body) in enumerate(encode(frame, "bench")):
+        ahead = started + i / rate - time.monotonic()
+        if ahead > 0.005:
+            time.sleep(ahead)
+        now = repr(time.time()).encode()
+        while True:
+            try:
+                producer.produce(topic, value=body + b',"event_time":' + now + b"}", key=key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+    if producer.flush(60):
+        raise MomoGuardError("the takeover traffic was not acknowledged by the broker")
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise MomoGuardError(f"{what}: timed out after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _verdict_ids(settings: Settings, topic: str, expect: int) -> list[str]:
+    consumer = Consumer(
+        {
+            **librdkafka_config(settings),
+            "group.id": f"bench-ids-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    consumer.subscribe([topic])
+    ids: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(ids) < expect and time.monotonic() < deadline:
+            for message in consumer.consume(5000, timeout=0.5):
+                value = message.value()
+                if message.error() is None and value is not None:
+                    ids.append(str(orjson.loads(value)["tx_id"]))
+    finally:
+        consumer.close()
+    return ids

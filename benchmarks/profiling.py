@@ -1,0 +1,101 @@
+"""Where the bulk scorer's main thread spends a drain: py-spy on a `momoguard serve` worker draining a backlog.
+
+Run: python -m benchmarks.profiling [rows] [seconds]  (needs `make kafka-up champion`). Writes the collapsed
+stacks to reports/profile-bulk.txt and prints the main thread's share per frame (self and total), which
+docs/BENCHMARKS.md summarises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from benchmarks.bench import REPORT, _stop, bench_topics, preload, scorer_env, verdict_count
+from core.errors import MomoGuardError
+from core.settings import PROJECT_ROOT, Settings
+from replay.load_test import load_source
+
+
+def profile(settings: Settings, rows: int, seconds: float) -> str:
+    """Collapsed py-spy stacks (`--threads --idle`) of one worker draining `rows` transactions."""
+    frame = load_source(None, rows, seed=5)
+    out = REPORT.parent / "profile-bulk.txt"
+    with bench_topics(settings, "profile") as topics:
+        n = preload(settings, topics.transactions, frame)
+        env = scorer_env(settings, topics, f"bench-profile-{uuid.uuid4().hex[:6]}", settings.web_port + 70)
+        with (REPORT.parent / "bench-profile.log").open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "momoguard", "serve"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log_file,
+                stderr=log_file,
+            )
+            try:
+                deadline = time.monotonic() + 180
+                while verdict_count(settings, topics.verdicts) < min(n // 20, 10_000):
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise MomoGuardError("the profiled scorer did not start draining")
+                    time.sleep(0.2)
+                py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+                subprocess.run(
+                    [py_spy, "record", "--pid", str(process.pid), "--threads", "--idle", "--rate", "200"]
+                    + ["--duration", str(int(seconds)), "--format", "raw", "--output", str(out), "--nonblocking"],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                left = n - verdict_count(settings, topics.verdicts)
+                if left <= 0:
+                    print("warning: the drain ended inside the profile; idle samples included")  # noqa: T201
+            finally:
+                _stop(process)
+    return out.read_text()
+
+
+def summarise(collapsed: str, top: int = 25) -> str:
+    """Per thread: share of samples; for the busiest thread, frames by self and by total share."""
+    threads: collections.Counter[str] = collections.Counter()
+    self_time: collections.Counter[str] = collections.Counter()
+    total_time: collections.Counter[str] = collections.Counter()
+    stacks = []
+    for line in collapsed.splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")
+        threads[frames[0]] += int(samples)
+        stacks.append((frames, int(samples)))
+    main = threads.most_common(1)[0][0] if threads else ""
+    main_total = threads[main] or 1
+    for frames, count in stacks:
+        if frames[0] != main:
+            continue
+        self_time[frames[-1]] += count
+        for frame in set(frames[1:]):
+            total_time[frame] += count
+    lines = ["threads (share of all samples):"]
+    everything = sum(threads.values()) or 1
+    lines += [f"  {100 * c / everything:5.1f} %  {t}" for t, c in threads.most_common()]
+    lines.append(f"busiest thread {main!r}, by self time:")
+    lines += [f"  {100 * c / main_total:5.1f} %  {f}" for f, c in self_time.most_common(top)]
+    lines.append("by total time:")
+    lines += [f"  {100 * c / main_total:5.1f} %  {f}" for f, c in total_time.most_common(top)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="?", type=int, default=400_000, help="backlog to drain")
+    parser.add_argument("seconds", nargs="?", type=float, default=8.0, help="how long py-spy samples")
+    args = parser.parse_args(argv)
+    print(summarise(profile(Settings(), args.rows, args.seconds)))  # noqa: T201 - the report
+
+
+if __name__ == "__main__":
+    main()
