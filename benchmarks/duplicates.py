@@ -8,29 +8,24 @@ SIGKILL hits a worker draining a backlog flat out, the worst case (expect at mos
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import polars as pl
 from confluent_kafka import Consumer, Producer
 
-from benchmarks.bench import bench_topics, preload, scorer_env, verdict_count
+from benchmarks.harness import bench_topics, preload, scorer_env, stop_quietly, verdict_count, wait_until
 from core.errors import MomoGuardError
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from kafka_ops.clients import librdkafka_config
+from stream_app.process import ScorerProcess, get_json
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +41,6 @@ class DuplicateRun:
     duplicates: int
     verdicts_at_signal: int
     in_flight_window: int
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def graceful_takeover(settings: Settings, frame: pl.DataFrame, log_dir: Path, rate: float = 10_000) -> DuplicateRun:
@@ -77,42 +69,38 @@ def _signalled_run(
         group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
         port = settings.web_port + 60
         env = scorer_env(settings, topics, group, port)
-        started: list[subprocess.Popen[bytes]] = []
+        started: list[ScorerProcess] = []
         sender: threading.Thread | None = None
-        with (log_dir / f"bench-{name}.log").open("wb") as out:
 
-            def start(index: int) -> subprocess.Popen[bytes]:
-                command = [sys.executable, "-m", "momoguard", "serve", "--worker-index", str(index)]
-                process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
-                started.append(process)
-                return process
+        def start(index: int) -> ScorerProcess:
+            web, log_file = f"http://127.0.0.1:{port + index}", log_dir / f"bench-{name}.log"
+            scorer = ScorerProcess(web, log_file, env=env, args=("--worker-index", str(index)))
+            started.append(scorer)
+            return scorer
 
-            try:
-                for index in range(workers):
-                    start(index)
-                if rate is not None:
-                    _wait(lambda: all(_holds_partitions(port + i) for i in range(workers)), 180, f"{name}: workers up")
-                    sender = threading.Thread(target=_send_paced, args=(settings, topics.transactions, frame, rate))
-                    sender.start()
-                _wait(lambda: verdict_count(settings, topics.verdicts) >= n // 4, 300, f"{name}: under way")
-                victim = started[-1]
-                victim.send_signal(sig)
-                at_signal = verdict_count(settings, topics.verdicts)
-                victim.wait(60)
-                if sig == signal.SIGKILL:
-                    start(0)
-                if sender is not None:
-                    sender.join()
-                _wait(lambda: verdict_count(settings, topics.verdicts) >= n, 240, f"{name}: every transaction answered")
-                time.sleep(3.0)  # late duplicates, if any, land now
-            finally:
-                for process in started:
-                    if process.poll() is None:
-                        process.send_signal(signal.SIGTERM)
-                        try:
-                            process.wait(60)
-                        except subprocess.TimeoutExpired:
-                            process.kill()
+        try:
+            for index in range(workers):
+                start(index)
+            if rate is not None:
+                webs = [f"http://127.0.0.1:{port + i}" for i in range(workers)]
+                wait_until(lambda: all(_holds_partitions(web) for web in webs), 180, f"{name}: workers up")
+                sender = threading.Thread(target=_send_paced, args=(settings, topics.transactions, frame, rate))
+                sender.start()
+            wait_until(lambda: verdict_count(settings, topics.verdicts) >= n // 4, 300, f"{name}: under way")
+            victim = started[-1]
+            victim.proc.send_signal(sig)
+            at_signal = verdict_count(settings, topics.verdicts)
+            victim.proc.wait(60)
+            if sig == signal.SIGKILL:
+                start(0)
+            if sender is not None:
+                sender.join()
+            answered = f"{name}: every transaction answered"
+            wait_until(lambda: verdict_count(settings, topics.verdicts) >= n, 240, answered)
+            time.sleep(3.0)  # late duplicates, if any, land now
+        finally:
+            for scorer in started:
+                stop_quietly(scorer)
         ids = _verdict_ids(settings, topics.verdicts, verdict_count(settings, topics.verdicts))
     seen = Counter(ids)
     sent_ids = {f"bench-{tx_id}" for tx_id in frame["tx_id"].to_list()}  # as `encode` names them
@@ -129,18 +117,16 @@ def _signalled_run(
     return run
 
 
-def _holds_partitions(port: int) -> bool:
+def _holds_partitions(web: str) -> bool:
+    """Whether a worker holds partitions (its /ready lists them, 503 or not)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-            return bool(json.loads(response.read()).get("partitions"))
-    except OSError as error:  # 503 (not ready yet) is an HTTPError, an OSError
-        if isinstance(error, urllib.error.HTTPError):
-            return bool(json.loads(error.read()).get("partitions"))
+        return bool(get_json(f"{web}/ready").get("partitions"))
+    except (OSError, ValueError):
         return False
 
 
 def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float) -> None:
-    from replay.replayer import encode
+    from replay.replayer import encode, stamped
 
     producer = Producer({**librdkafka_config(settings), "linger.ms": 5, "compression.type": "lz4", "log_level": 0})
     started = time.monotonic()
@@ -148,10 +134,10 @@ def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float
         ahead = started + i / rate - time.monotonic()
         if ahead > 0.005:
             time.sleep(ahead)
-        now = repr(time.time()).encode()
+        value = stamped(body, time.time())
         while True:
             try:
-                producer.produce(topic, value=body + b',"event_time":' + now + b"}", key=key)
+                producer.produce(topic, value=value, key=key)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -159,14 +145,6 @@ def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float
             producer.poll(0)
     if producer.flush(60):
         raise MomoGuardError("the takeover traffic was not acknowledged by the broker")
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise MomoGuardError(f"{what}: timed out after {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 def _verdict_ids(settings: Settings, topic: str, expect: int) -> list[str]:

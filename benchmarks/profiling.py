@@ -12,13 +12,12 @@ import collections
 import os
 import subprocess
 import sys
-import time
 import uuid
 
-from benchmarks.bench import REPORT, _stop, bench_topics, preload, scorer_env, verdict_count
-from core.errors import MomoGuardError
-from core.settings import PROJECT_ROOT, Settings
+from benchmarks.harness import REPORT, bench_topics, preload, scorer_env, stop_quietly, verdict_count, wait_until
+from core.settings import Settings
 from replay.load_test import load_source
+from stream_app.process import ScorerProcess
 
 
 def profile(settings: Settings, rows: int, seconds: float) -> str:
@@ -27,34 +26,24 @@ def profile(settings: Settings, rows: int, seconds: float) -> str:
     out = REPORT.parent / "profile-bulk.txt"
     with bench_topics(settings, "profile") as topics:
         n = preload(settings, topics.transactions, frame)
-        env = scorer_env(settings, topics, f"bench-profile-{uuid.uuid4().hex[:6]}", settings.web_port + 70)
-        with (REPORT.parent / "bench-profile.log").open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "momoguard", "serve"],
-                env=env,
-                cwd=PROJECT_ROOT,
-                stdout=log_file,
-                stderr=log_file,
+        port = settings.web_port + 70
+        env = scorer_env(settings, topics, f"bench-profile-{uuid.uuid4().hex[:6]}", port)
+        scorer = ScorerProcess(f"http://127.0.0.1:{port}", REPORT.parent / "bench-profile.log", env=env)
+        try:
+            first = min(n // 20, 10_000)
+            wait_until(lambda: verdict_count(settings, topics.verdicts) >= first, 180, "draining starts", scorer)
+            py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+            subprocess.run(
+                [py_spy, "record", "--pid", str(scorer.pid), "--threads", "--idle", "--rate", "200"]
+                + ["--duration", str(int(seconds)), "--format", "raw", "--output", str(out), "--nonblocking"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-            try:
-                deadline = time.monotonic() + 180
-                while verdict_count(settings, topics.verdicts) < min(n // 20, 10_000):
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise MomoGuardError("the profiled scorer did not start draining")
-                    time.sleep(0.2)
-                py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
-                subprocess.run(
-                    [py_spy, "record", "--pid", str(process.pid), "--threads", "--idle", "--rate", "200"]
-                    + ["--duration", str(int(seconds)), "--format", "raw", "--output", str(out), "--nonblocking"],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                left = n - verdict_count(settings, topics.verdicts)
-                if left <= 0:
-                    print("warning: the drain ended inside the profile; idle samples included")  # noqa: T201
-            finally:
-                _stop(process)
+            if n - verdict_count(settings, topics.verdicts) <= 0:
+                print("warning: the drain ended inside the profile; idle samples included")  # noqa: T201
+        finally:
+            stop_quietly(scorer)
     return out.read_text()
 
 

@@ -14,7 +14,8 @@ import json
 import os
 import sys
 
-from benchmarks.bench import REPORT, drain_rate, latency_at
+from benchmarks.bench import drain_rate, latency_at
+from benchmarks.harness import REPORT
 from core.settings import Settings
 from replay.load_test import load_source
 
@@ -42,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
                 "max_batch": max_batch,
                 "in_flight_window": window,
                 "drain_tps": tps,
-                "p50_ms_at_1000": latency["p50"],
-                "p99_ms_at_1000": latency["p99"],
+                "p50_ms_at_1000": latency.p50,
+                "p99_ms_at_1000": latency.p99,
             }
         )
     load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 
 import typer
 from pydantic import ValidationError
 
+from benchmarks import cli as bench_cli
 from core.errors import MomoGuardError
 from kafka_ops import cli as kafka_cli
 from paysim import cli as replay_cli
@@ -38,21 +37,7 @@ app.add_typer(training_cli.models_app, name="models", short_help="List, promote,
 app.command("serve", short_help="Score transactions, write verdicts.")(stream_cli.serve)
 app.command("generate", short_help="Generate a PaySim month; check fidelity.")(replay_cli.generate)
 app.command("replay", short_help="Load test: publish, measure the verdicts.")(load_test.replay)
-
-
-@app.command("bench", short_help="Benchmark scorer, latency, model, generator.")
-def bench(
-    rows: int = typer.Option(200_000, min=1000, help="Backlog each scorer drains for the throughput figures."),
-    latency_seconds: float = typer.Option(20.0, min=2, help="Seconds of steady replay at each offered rate."),
-    skip_generator: bool = typer.Option(False, help="Leave out the generator's Kaggle-size timing."),
-) -> None:
-    """Benchmark: Faust scorer vs a plain confluent-kafka loop, latency at 1k/5k tx/s, model, generator."""
-    from benchmarks import bench as benchmark
-    from core.settings import Settings
-
-    result = benchmark.run_bench(Settings(), rows, latency_seconds, skip_generator)
-    benchmark.record(result, "make bench" if os.environ.get("MAKELEVEL") else "momoguard bench")
-    print(json.dumps({k: v for k, v in result.items() if k != "latency_detail"}, indent=2))
+app.command("bench", short_help="Benchmark scorer, latency, model, generator.")(bench_cli.bench)
 
 
 @app.command("demo", short_help="Broker, model, scorer and a replay: the demo.")

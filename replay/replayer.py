@@ -67,6 +67,11 @@ def encode(frame: pl.DataFrame, run_id: str) -> Iterator[tuple[Sent, bytes, byte
         yield Sent(tx_id, 0.0, row["isFraud"], float(row["amount"])), str(row["nameOrig"]).encode(), body[:-1]
 
 
+def stamped(body: bytes, sent_at: float) -> bytes:
+    """A message from `encode` with its event_time: the body was left open, so stamping re-encodes nothing."""
+    return body + b',"event_time":' + repr(sent_at).encode() + b"}"
+
+
 class VerdictReader(threading.Thread):
     """Reads `verdicts` from their current end, keeping only this run's tx_ids."""
 
@@ -143,7 +148,7 @@ def replay(
             if ahead > TICK_S:  # sleeping in ticks keeps the rate steady without busy waiting
                 time.sleep(ahead)
         now = time.time()
-        value = body + b',"event_time":' + repr(now).encode() + b"}"
+        value = stamped(body, now)
         while True:
             try:
                 producer.produce(topic, value=value, key=key)

@@ -16,7 +16,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
-    from stream_app.app import ScorerState
+    from stream_app.state import ScorerState
 
 STATIC_DIR = Path(__file__).with_name("static")
 # Only these files are served: a fixed list, so no request path ever reaches the file system.

@@ -14,7 +14,7 @@ from typing import Any
 from faust.sensors.monitor import Monitor
 
 
-class BatchMonitor(Monitor):
+class MonitorWithoutMessageStats(Monitor):
     """Monitor whose per-message and per-event hooks do nothing."""
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:

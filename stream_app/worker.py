@@ -23,7 +23,7 @@ from registry import LoadedModel, load_champion
 from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
 
 if TYPE_CHECKING:
-    from stream_app.app import ScorerState
+    from stream_app.state import ScorerState
 
 log = logging.getLogger(__name__)
 

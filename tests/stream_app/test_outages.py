@@ -153,12 +153,12 @@ def _send_paced(producer: Producer, topic: str, messages: list[tuple[bytes | Non
 # A bug outside every per-message safety net, planted in a real worker: the batch step itself raises.
 _PLANTED_BUG = """
 import sys
-import stream_app.app as app
+import stream_app.agents as agents
 
 def broken(*args, **kwargs):
     raise RuntimeError("planted bug")
 
-app.score_fetch = broken
+agents.score_fetch = broken
 sys.argv = ["momoguard", "serve"]
 from momoguard.cli import main
 main()

@@ -84,8 +84,9 @@ def test_an_unreachable_registry_keeps_the_current_model(monkeypatch: pytest.Mon
     import asyncio
 
     from core.settings import Settings
-    from stream_app.app import ScorerState, check_for_new_champion
     from stream_app.delivery import Deliverer
+    from stream_app.state import ScorerState
+    from stream_app.upkeep import check_for_new_champion
     from stream_app.worker import REGISTRY_CLIENT_ENV
 
     for name, value in REGISTRY_CLIENT_ENV.items():

@@ -1,0 +1,160 @@
+"""What every benchmark stands on: fresh topics, a preloaded backlog, a scorer's environment, verdicts read back."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from core.errors import MomoGuardError
+from core.settings import PROJECT_ROOT, Settings
+from kafka_ops.clients import librdkafka_config
+from stream_app.process import ScorerProcess
+
+log = logging.getLogger(__name__)
+
+REPORT = PROJECT_ROOT / "reports" / "bench.json"
+PARTITIONS = 8
+
+
+@dataclass(frozen=True)
+class BenchTopics:
+    transactions: str
+    verdicts: str
+    dlq: str
+
+
+@contextmanager
+def bench_topics(settings: Settings, name: str) -> Iterator[BenchTopics]:
+    """Fresh topics for one part of the bench, deleted afterwards."""
+    run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    topics = BenchTopics(f"{run}-transactions", f"{run}-verdicts", f"{run}-dlq")
+    admin = AdminClient({**librdkafka_config(settings), "log_level": 0})
+    futures = admin.create_topics(
+        [
+            NewTopic(t, num_partitions=PARTITIONS if t != topics.dlq else 1, replication_factor=1)
+            for t in (topics.transactions, topics.verdicts, topics.dlq)
+        ]
+    )
+    for future in futures.values():
+        future.result(30)
+    try:
+        yield topics
+    finally:
+        for future in admin.delete_topics([topics.transactions, topics.verdicts, topics.dlq]).values():
+            try:
+                future.result(30)
+            except Exception as error:  # a leftover topic is untidy, not a failed benchmark
+                log.warning("could not delete a bench topic: %s", error)
+
+
+def scorer_env(settings: Settings, topics: BenchTopics, group: str, web_port: int) -> dict[str, str]:
+    return {
+        "MOMOGUARD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "MOMOGUARD_TOPIC_TRANSACTIONS": topics.transactions,
+        "MOMOGUARD_TOPIC_VERDICTS": topics.verdicts,
+        "MOMOGUARD_TOPIC_DLQ": topics.dlq,
+        "MOMOGUARD_TRANSACTIONS_PARTITIONS": str(PARTITIONS),
+        "MOMOGUARD_VERDICTS_PARTITIONS": str(PARTITIONS),
+        "MOMOGUARD_CONSUMER_GROUP": group,
+        "MOMOGUARD_WEB_PORT": str(web_port),
+        "MOMOGUARD_MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MOMOGUARD_RUN_DIR": str(settings.run_dir),
+    }
+
+
+def preload(settings: Settings, topic: str, frame: pl.DataFrame) -> int:
+    """Publish every row to `topic` before any scorer starts: a backlog to drain at full speed."""
+    from replay.replayer import encode, stamped
+
+    producer = Producer(
+        {
+            **librdkafka_config(settings),
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 2_000_000,
+            "log_level": 0,
+        }
+    )
+    now = time.time()
+    count = 0
+    for _, key, body in encode(frame, "bench"):
+        producer.produce(topic, value=stamped(body, now), key=key)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(120):
+        raise MomoGuardError("the bench backlog was not acknowledged by the broker")
+    return count
+
+
+def verdict_count(settings: Settings, topic: str) -> int:
+    consumer = Consumer({**librdkafka_config(settings), "group.id": "bench-watermarks", "log_level": 0})
+    try:
+        total = 0
+        for p in range(PARTITIONS):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def verdict_timestamps(settings: Settings, topic: str, expect: int) -> np.ndarray:
+    """The broker-side create times (seconds) of every verdict in `topic`."""
+    consumer = Consumer(
+        {
+            **librdkafka_config(settings),
+            "group.id": f"bench-read-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    consumer.subscribe([topic])
+    stamps: list[float] = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(stamps) < expect and time.monotonic() < deadline:
+            for message in consumer.consume(5000, timeout=0.5):
+                if message.error() is None:
+                    stamps.append(message.timestamp()[1] / 1000.0)
+    finally:
+        consumer.close()
+    return np.sort(np.asarray(stamps))
+
+
+def sustained_tps(stamps: np.ndarray) -> float:
+    """Throughput over the middle 90 % of the verdicts: start-up and the last stragglers left out."""
+    if stamps.size < 20:
+        return float("nan")
+    low, high = np.quantile(stamps, [0.05, 0.95])
+    return float(0.9 * stamps.size / max(high - low, 1e-3))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, scorer: ScorerProcess | None = None) -> None:
+    """Return once `predicate()` holds; MomoGuardError if the time runs out or the scorer exits first."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if scorer is not None and scorer.proc.poll() is not None:
+            raise MomoGuardError(f"{what}: the scorer exited with {scorer.proc.returncode}: {scorer.log_tail(500)}")
+        if time.monotonic() > deadline:
+            raise MomoGuardError(f"{what}: timed out after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def stop_quietly(scorer: ScorerProcess) -> None:
+    """SIGTERM and wait (SIGKILL after a minute): a benchmark's scorer is done with."""
+    try:
+        scorer.stop()
+    except Exception as error:  # a scorer that had to be killed spoils no figure already taken
+        log.warning("stopping a bench scorer: %s", error)
