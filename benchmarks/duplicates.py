@@ -19,9 +19,9 @@ from pathlib import Path
 
 import orjson
 import polars as pl
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Message, Producer
 
-from benchmarks.harness import bench_topics, preload, scorer_env, stop_quietly, verdict_count, wait_until
+from benchmarks.harness import bench_topics, preload, read_topic, scorer_env, stop_quietly, verdict_count, wait_until
 from core.errors import MomoGuardError
 from core.settings import Settings
 from kafka_ops.clients import librdkafka_config
@@ -101,7 +101,7 @@ def _signalled_run(
         finally:
             for scorer in started:
                 stop_quietly(scorer)
-        ids = _verdict_ids(settings, topics.verdicts, verdict_count(settings, topics.verdicts))
+        ids = read_topic(settings, topics.verdicts, verdict_count(settings, topics.verdicts), _tx_id)
     seen = Counter(ids)
     sent_ids = {f"bench-{tx_id}" for tx_id in frame["tx_id"].to_list()}  # as `encode` names them
     run = DuplicateRun(
@@ -126,7 +126,7 @@ def _holds_partitions(web: str) -> bool:
 
 
 def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float) -> None:
-    from replay.replayer import encode, stamped
+    from replay.replayer import encode, produce_waiting, stamped
 
     producer = Producer({**librdkafka_config(settings), "linger.ms": 5, "compression.type": "lz4", "log_level": 0})
     started = time.monotonic()
@@ -134,38 +134,12 @@ def _send_paced(settings: Settings, topic: str, frame: pl.DataFrame, rate: float
         ahead = started + i / rate - time.monotonic()
         if ahead > 0.005:
             time.sleep(ahead)
-        value = stamped(body, time.time())
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce_waiting(producer, topic, stamped(body, time.time()), key)
         if i % 1000 == 0:
             producer.poll(0)
     if producer.flush(60):
         raise MomoGuardError("the takeover traffic was not acknowledged by the broker")
 
 
-def _verdict_ids(settings: Settings, topic: str, expect: int) -> list[str]:
-    consumer = Consumer(
-        {
-            **librdkafka_config(settings),
-            "group.id": f"bench-ids-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "log_level": 0,
-        }
-    )
-    consumer.subscribe([topic])
-    ids: list[str] = []
-    deadline = time.monotonic() + 120
-    try:
-        while len(ids) < expect and time.monotonic() < deadline:
-            for message in consumer.consume(5000, timeout=0.5):
-                value = message.value()
-                if message.error() is None and value is not None:
-                    ids.append(str(orjson.loads(value)["tx_id"]))
-    finally:
-        consumer.close()
-    return ids
+def _tx_id(message: Message) -> str:
+    return str(orjson.loads(message.value() or b"{}").get("tx_id"))

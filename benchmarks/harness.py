@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.errors import MomoGuardError
@@ -20,6 +21,8 @@ from kafka_ops.clients import librdkafka_config
 from stream_app.process import ScorerProcess
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REPORT = PROJECT_ROOT / "reports" / "bench.json"
 PARTITIONS = 8
@@ -109,8 +112,8 @@ def verdict_count(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
-def verdict_timestamps(settings: Settings, topic: str, expect: int) -> np.ndarray:
-    """The broker-side create times (seconds) of every verdict in `topic`."""
+def read_topic(settings: Settings, topic: str, expect: int, take: Callable[[Message], T]) -> list[T]:
+    """`take(message)` of every message in `topic`, read from its start until `expect` arrived (or 120 s)."""
     consumer = Consumer(
         {
             **librdkafka_config(settings),
@@ -121,16 +124,19 @@ def verdict_timestamps(settings: Settings, topic: str, expect: int) -> np.ndarra
         }
     )
     consumer.subscribe([topic])
-    stamps: list[float] = []
+    taken: list[T] = []
     deadline = time.monotonic() + 120
     try:
-        while len(stamps) < expect and time.monotonic() < deadline:
-            for message in consumer.consume(5000, timeout=0.5):
-                if message.error() is None:
-                    stamps.append(message.timestamp()[1] / 1000.0)
+        while len(taken) < expect and time.monotonic() < deadline:
+            taken += [take(m) for m in consumer.consume(5000, timeout=0.5) if m.error() is None]
     finally:
         consumer.close()
-    return np.sort(np.asarray(stamps))
+    return taken
+
+
+def verdict_timestamps(settings: Settings, topic: str, expect: int) -> np.ndarray:
+    """The broker-side create times (seconds) of every verdict in `topic`, in order."""
+    return np.sort(np.asarray(read_topic(settings, topic, expect, lambda m: m.timestamp()[1] / 1000.0)))
 
 
 def sustained_tps(stamps: np.ndarray) -> float:

@@ -156,16 +156,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _dead_letters_hold_messages(self) -> Settings:
+    def _sizes_fit(self) -> Settings:
+        # A dead letter must hold any message the scorer accepts, and the in-flight window one whole fetch.
         if self.dlq_max_bytes < self.max_message_bytes + 4096:
             raise ValueError(
                 f"MOMOGUARD_DLQ_MAX_BYTES ({self.dlq_max_bytes}) must exceed MOMOGUARD_MAX_MESSAGE_BYTES "
                 f"({self.max_message_bytes}) by 4096 or more, so a dead letter holds any message the scorer accepts"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _window_holds_a_fetch(self) -> Settings:
         if self.in_flight_window < self.max_batch:
             raise ValueError(
                 f"MOMOGUARD_IN_FLIGHT_WINDOW ({self.in_flight_window}) must be at least MOMOGUARD_MAX_BATCH "

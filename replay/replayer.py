@@ -67,6 +67,16 @@ def encode(frame: pl.DataFrame, run_id: str) -> Iterator[tuple[Sent, bytes, byte
         yield Sent(tx_id, 0.0, row["isFraud"], float(row["amount"])), str(row["nameOrig"]).encode(), body[:-1]
 
 
+def produce_waiting(producer: Producer, topic: str, value: bytes, key: bytes | None) -> None:
+    """Produce one message, waiting while the producer's local queue is full (the broker slow or away)."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key)
+            return
+        except BufferError:
+            producer.poll(0.01)
+
+
 def stamped(body: bytes, sent_at: float) -> bytes:
     """A message from `encode` with its event_time: the body was left open, so stamping re-encodes nothing."""
     return body + b',"event_time":' + repr(sent_at).encode() + b"}"
@@ -148,13 +158,7 @@ def replay(
             if ahead > TICK_S:  # sleeping in ticks keeps the rate steady without busy waiting
                 time.sleep(ahead)
         now = time.time()
-        value = stamped(body, now)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.01)
+        produce_waiting(producer, topic, stamped(body, now), key)
         out.sent.append(Sent(sent.tx_id, now, sent.is_fraud, sent.amount))
         if i % 1000 == 0:
             producer.poll(0)

@@ -119,6 +119,11 @@ def _money(description: str, field: str | None = None, minimum: float = -MAX_MON
     )
 
 
+def _account(description: str, field: str) -> Any:
+    """An account id: 1 to 64 characters, under its snake_case or its PaySim name."""
+    return Field(min_length=1, max_length=ID_MAX_LENGTH, validation_alias=_alias(field), description=description)
+
+
 class Transaction(BaseModel):
     """One mobile-money transaction. Accepts snake_case names or PaySim's own column names (not both).
 
@@ -132,20 +137,10 @@ class Transaction(BaseModel):
     step: WholeNumber = Field(ge=0, le=MAX_STEP, description="Hour since the start of the simulation (PaySim `step`).")
     type: TxType = Field(description="Transaction type.")
     amount: float = _money("Amount moved.", minimum=0)
-    name_orig: str = Field(
-        min_length=1,
-        max_length=ID_MAX_LENGTH,
-        validation_alias=_alias("name_orig"),
-        description="Originating account id (the Kafka key).",
-    )
+    name_orig: str = _account("Originating account id (the Kafka key).", "name_orig")
     old_balance_orig: float = _money("Originator balance before the transaction.", "old_balance_orig")
     new_balance_orig: float = _money("Originator balance after the transaction.", "new_balance_orig")
-    name_dest: str = Field(
-        min_length=1,
-        max_length=ID_MAX_LENGTH,
-        validation_alias=_alias("name_dest"),
-        description="Destination account id (`M...` for merchants).",
-    )
+    name_dest: str = _account("Destination account id (`M...` for merchants).", "name_dest")
     old_balance_dest: float = _money("Destination balance before the transaction.", "old_balance_dest")
     new_balance_dest: float = _money("Destination balance after the transaction.", "new_balance_dest")
     is_fraud: Label | None = Field(

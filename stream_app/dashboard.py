@@ -225,15 +225,10 @@ class LiveView:
                 "bounds": [None if math.isinf(b) else b for b, _ in score_counts],
                 "counts": per_bucket,
             },
+            # One list per field of Point, the time axis as "t": columns, as the chart library takes them.
             "history": {
-                "t": [p.wall for p in points],
-                "allow_per_s": [p.allow_per_s for p in points],
-                "block_per_s": [p.block_per_s for p in points],
-                "block_rate": [p.block_rate for p in points],
-                "p50_ms": [p.p50_ms for p in points],
-                "p99_ms": [p.p99_ms for p in points],
-                "dead_letters_per_s": [p.dead_letters_per_s for p in points],
-                "lag": [p.lag for p in points],
+                ("t" if f.name == "wall" else f.name): [getattr(p, f.name) for p in points]
+                for f in dataclasses.fields(Point)
             },
         }
 

@@ -102,11 +102,9 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[int], Prometheus]]:
 
 
 def test_prometheus_scrapes_the_scorer_during_a_replay(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], prometheus_for: Callable[[int], Prometheus]
+    scorer_env: ScorerEnv, scorer: ScorerProcess, prometheus_for: Callable[[int], Prometheus]
 ) -> None:
     s = scorer_env.settings
-    scorer = start_scorer()
-    scorer.wait_ready()
     prometheus = prometheus_for(s.web_port)
     with Replay(s.kafka_bootstrap, s.topic_transactions, total=3000, rate_per_s=500) as replay:
         sent = replay.wait()
@@ -192,11 +190,9 @@ def tile(dom: str, name: str) -> str:
 
 
 def test_dashboard_shows_live_throughput_and_the_model_version(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+    scorer_env: ScorerEnv, scorer: ScorerProcess, tmp_path: Path
 ) -> None:
     s = scorer_env.settings
-    scorer = start_scorer()
-    scorer.wait_ready()
     page = f"{scorer_env.web}/dashboard"
     with urllib.request.urlopen(f"{page}/static/dashboard.js", timeout=5) as response:
         assert response.headers["Content-Type"].startswith("application/javascript")

@@ -49,14 +49,24 @@ def assert_refused(done: subprocess.CompletedProcess[str], says: str, code: int 
     assert len(lines) == 1 and says in lines[0], done.stderr
 
 
+def fill(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
+    """So many transactions into each partition."""
+    for partition, count in counts.items():
+        to_partition(bootstrap, topic, partition, [f"p{partition}-{i}" for i in range(count)])
+
+
+def a_group(kafka_bootstrap: str) -> tuple[str, dict[str, str]]:
+    """A consumer group of the test's own, and the environment that names it as the scorer's."""
+    group = f"offsets-{uuid.uuid4().hex[:8]}"
+    return group, {"MOMOGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MOMOGUARD_CONSUMER_GROUP": group}
+
+
 def test_show_gives_committed_end_and_lag_of_every_partition(
     kafka_bootstrap: str, topic_factory: Callable[..., str]
 ) -> None:
     topic = topic_factory("offsets", partitions=2)
-    group = f"show-{uuid.uuid4().hex[:8]}"
-    env = {"MOMOGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MOMOGUARD_CONSUMER_GROUP": group}
-    to_partition(kafka_bootstrap, topic, 0, [f"a{i}" for i in range(10)])
-    to_partition(kafka_bootstrap, topic, 1, [f"b{i}" for i in range(4)])
+    group, env = a_group(kafka_bootstrap)
+    fill(kafka_bootstrap, topic, {0: 10, 1: 4})
     commit(kafka_bootstrap, group, topic, 0, 6)
     assert shown(env, topic) == [
         {"partition": 0, "start": 0, "end": 10, "committed": 6, "lag": 4},
@@ -71,9 +81,8 @@ def test_skip_refuses_offsets_the_partition_does_not_hold_or_the_group_has_read(
     kafka_bootstrap: str, topic_factory: Callable[..., str]
 ) -> None:
     topic = topic_factory("offsets", partitions=1)
-    group = f"skip-{uuid.uuid4().hex[:8]}"
-    env = {"MOMOGUARD_KAFKA_BOOTSTRAP": kafka_bootstrap, "MOMOGUARD_CONSUMER_GROUP": group}
-    to_partition(kafka_bootstrap, topic, 0, [f"c{i}" for i in range(5)])
+    group, env = a_group(kafka_bootstrap)
+    fill(kafka_bootstrap, topic, {0: 5})
     commit(kafka_bootstrap, group, topic, 0, 3)
     assert_refused(run_momoguard("offsets", "skip", topic, "0", "5", env=env), f"offset 5 is outside {topic}:0")
     assert_refused(run_momoguard("offsets", "skip", topic, "0", "2", env=env), "already reads")

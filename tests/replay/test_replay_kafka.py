@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,11 +33,7 @@ REPORT_KEYS = {
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_a_small_replay_through_the_real_scorer(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
-) -> None:
-    scorer = start_scorer()
-    scorer.wait_ready()
+def test_a_small_replay_through_the_real_scorer(scorer_env: ScorerEnv, scorer: ScorerProcess, tmp_path: Path) -> None:
     report_path = tmp_path / "replay.json"
     done = run_momoguard("replay", "--rows", "3000", "--rate", "1500", "--report", str(report_path), env=scorer_env.env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -59,15 +54,13 @@ def test_a_small_replay_through_the_real_scorer(
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_replayed_file_is_sent_whole_and_its_skipped_rows_reported(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+    scorer_env: ScorerEnv, scorer: ScorerProcess, tmp_path: Path
 ) -> None:
     rows = load_samples().sample(fraction=1.0, shuffle=True, seed=2)  # 10,245 real rows, not in step order
     data = tmp_path / "shuffled.csv.gz"
     write_paysim(rows, data)
     with gzip.open(data, "ab") as more:
         more.write(b"50,TRANSFER,not-a-number,C1,1.0,0.0,C2,0.0,0.0,1,0\n")
-    scorer = start_scorer()
-    scorer.wait_ready()
     report_path = tmp_path / "replay.json"
     done = run_momoguard("replay", "--data", str(data), "--max", "--report", str(report_path), env=scorer_env.env)
     report = json.loads(report_path.read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -16,7 +15,7 @@ from mlflow import MlflowClient
 import registry
 from core.settings import Settings
 from tests.support.cli import run_momoguard
-from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
+from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce, produce_in_background
 from tests.support.models import register_model, sample_rows
 from tests.support.registry_faults import BAD_VERSIONS, spoil
 
@@ -56,12 +55,18 @@ def own_registry(scorer: ScorerEnv, folder: Path) -> Settings:
     return settings
 
 
+@pytest.fixture
+def own(scorer_env: ScorerEnv, tmp_path: Path) -> Settings:
+    """The test's own registry, its version 1 (a good model, threshold 0.5) the champion."""
+    settings = own_registry(scorer_env, tmp_path / "registry")
+    register_model(settings, rounds=40, threshold=0.5, tmp=tmp_path)
+    return settings
+
+
 def test_a_running_scorer_refuses_each_bad_champion_once_and_loads_the_next_good_one(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], own: Settings, tmp_path: Path
 ) -> None:
     s = scorer_env.settings
-    own = own_registry(scorer_env, tmp_path / "registry")
-    register_model(own, rounds=40, threshold=0.5, tmp=tmp_path)
     bad = {kind: register_model(own, rounds=20, threshold=0.5, tmp=tmp_path, champion=False) for kind in BAD_VERSIONS}
     for kind, version in bad.items():
         spoil(own, version, kind)
@@ -70,10 +75,7 @@ def test_a_running_scorer_refuses_each_bad_champion_once_and_loads_the_next_good
     assert scorer.wait_ready()["model_version"] == "1"
 
     during = messages(6000, "during")
-    sender = threading.Thread(
-        target=produce, args=(s.kafka_bootstrap, s.topic_transactions, during), kwargs={"rate_per_s": 500}
-    )
-    sender.start()
+    sender = produce_in_background(s.kafka_bootstrap, s.topic_transactions, during, 500)
     client = MlflowClient(tracking_uri=own.tracking_uri, registry_uri=own.tracking_uri)
     for refused, (kind, version) in enumerate(bad.items(), start=1):
         # Straight to the alias, as `momoguard models promote` would refuse it.
@@ -106,11 +108,9 @@ def test_a_running_scorer_refuses_each_bad_champion_once_and_loads_the_next_good
 
 
 def test_a_fresh_worker_starts_on_the_last_good_version_when_the_champion_is_bad(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], own: Settings, tmp_path: Path
 ) -> None:
     s = scorer_env.settings
-    own = own_registry(scorer_env, tmp_path / "registry")
-    register_model(own, rounds=40, threshold=0.5, tmp=tmp_path)
     register_model(own, rounds=60, threshold=0.4, tmp=tmp_path)  # promoted: it remembers version 1
     spoil(own, "2", "corrupt model file")
     scorer = start_scorer()

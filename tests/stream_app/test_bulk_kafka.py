@@ -8,25 +8,14 @@ MOMOGUARD_IN_FLIGHT_WINDOW transactions.
 from __future__ import annotations
 
 import signal
-import threading
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
 
 from stream_app.process import get_json
-from tests.support.harness import (
-    ScorerEnv,
-    ScorerProcess,
-    collect,
-    messages,
-    offline_scores,
-    produce,
-    topic_size,
-    transactions,
-    until,
-    wait_committed_to_end,
-)
+from tests.support import harness
+from tests.support.harness import ScorerEnv, ScorerProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -52,21 +41,19 @@ def metric(text: str, name: str) -> float:
 
 
 def test_fifty_thousand_transactions_answered_once_in_whole_fetches_with_offline_scores(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], scorer: ScorerProcess
 ) -> None:
     s = scorer_env.settings
-    scorer = start_scorer()
-    scorer.wait_ready()
-    txs = transactions(50_000, "bulk")
-    produce(s.kafka_bootstrap, s.topic_transactions, messages(txs))
+    txs = harness.transactions(50_000, "bulk")
+    harness.produce(s.kafka_bootstrap, s.topic_transactions, harness.messages(txs))
 
-    got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=300)
+    got = harness.collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=300)
     ids = [str(v["tx_id"]) for v in got.values]
     assert counted(ids, txs) == (0, 0), "every tx_id exactly once"
-    expected = offline_scores(s, txs, "1")
+    expected = harness.offline_scores(s, txs, "1")
     worst = max(abs(float(v["score"]) - expected[str(v["tx_id"])]) for v in got.values)  # type: ignore[arg-type]
     assert worst <= 1e-9, f"training/serving parity: worst difference {worst}"
-    wait_committed_to_end(s)
+    harness.wait_committed_to_end(s)
 
     import urllib.request
 
@@ -75,7 +62,7 @@ def test_fifty_thousand_transactions_answered_once_in_whole_fetches_with_offline
     batches = metric(text, "momoguard_batch_size_count")
     assert metric(text, "momoguard_batch_size_sum") == 50_000
     assert batches < 50_000 / 5, f"fetches reach the scorer whole, not message by message ({batches:.0f} batches)"
-    until(lambda: get_json(f"{scorer_env.web}/health")["lag"] == 0, "lag back to 0 from the watermarks")
+    harness.until(lambda: get_json(f"{scorer_env.web}/health")["lag"] == 0, "lag back to 0 from the watermarks")
     assert scorer.stop() == 0
 
 
@@ -86,17 +73,16 @@ def _takeover_run(
     s = scorer_env.settings
     start_scorer()
     start_scorer("--worker-index", "1")
-    until(lambda: held(scorer_env, 0) and held(scorer_env, 1), "both workers hold partitions", timeout=120)
-    txs = transactions(40_000, run)
-    sender = threading.Thread(
-        target=produce, args=(s.kafka_bootstrap, s.topic_transactions, messages(txs)), kwargs={"rate_per_s": 8000}
+    harness.until(lambda: held(scorer_env, 0) and held(scorer_env, 1), "both workers hold partitions", timeout=120)
+    txs = harness.transactions(40_000, run)
+    sender = harness.produce_in_background(s.kafka_bootstrap, s.topic_transactions, harness.messages(txs), 8000)
+    harness.until(
+        lambda: harness.topic_size(s.kafka_bootstrap, s.topic_verdicts, 4) >= 10_000, "verdicts flow", timeout=60
     )
-    sender.start()
-    until(lambda: topic_size(s.kafka_bootstrap, s.topic_verdicts, 4) >= 10_000, "verdicts flow", timeout=60)
     change()
     sender.join()
-    got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=180)
-    wait_committed_to_end(s)
+    got = harness.collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=180)
+    harness.wait_committed_to_end(s)
     return counted([str(v["tx_id"]) for v in got.values], txs)
 
 
@@ -109,7 +95,9 @@ def test_one_of_two_workers_sigtermed_mid_stream_the_other_takes_over_without_a_
         second = workers[1]
         assert second.stop(signal.SIGTERM) == 0, "a SIGTERM drains, commits and exits 0"
         partitions = scorer_env.settings.transactions_partitions
-        until(lambda: len(held(scorer_env, 0)) == partitions, "the first worker holds every partition", timeout=60)
+        harness.until(
+            lambda: len(held(scorer_env, 0)) == partitions, "the first worker holds every partition", timeout=60
+        )
 
     def start(*args: str) -> ScorerProcess:
         workers.append(start_scorer(*args))
@@ -133,7 +121,7 @@ def test_a_third_worker_joining_mid_stream_causes_no_duplicate(
 
     def third_joins() -> None:
         start_scorer("--worker-index", "2")
-        until(lambda: held(scorer_env, 2), "the third worker holds partitions", timeout=90)
+        harness.until(lambda: held(scorer_env, 2), "the third worker holds partitions", timeout=90)
         assert held(scorer_env, 0) and held(scorer_env, 1), "the first two gave partitions up and kept some"
 
     missing, duplicates = _takeover_run(scorer_env, start_scorer, "join", third_joins)
@@ -147,18 +135,22 @@ def test_sigkill_mid_drain_then_restart_redoes_at_most_the_in_flight_window(
     s = scorer_env.settings
     window = 3000
     scorer_env.env["MOMOGUARD_IN_FLIGHT_WINDOW"] = str(window)
-    txs = transactions(100_000, "killed")
-    produce(s.kafka_bootstrap, s.topic_transactions, messages(txs))  # a backlog: the worker drains flat out
+    txs = harness.transactions(100_000, "killed")
+    harness.produce(
+        s.kafka_bootstrap, s.topic_transactions, harness.messages(txs)
+    )  # a backlog: the worker drains flat out
     first = start_scorer()
-    until(lambda: topic_size(s.kafka_bootstrap, s.topic_verdicts, 4) >= 3000, "the drain is under way", 120, 0.05)
+    harness.until(
+        lambda: harness.topic_size(s.kafka_bootstrap, s.topic_verdicts, 4) >= 3000, "the drain is under way", 120, 0.05
+    )
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-    at_kill = topic_size(s.kafka_bootstrap, s.topic_verdicts, 4)
+    at_kill = harness.topic_size(s.kafka_bootstrap, s.topic_verdicts, 4)
     assert at_kill < len(txs), "the kill came mid-drain"
     second = start_scorer()
-    got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=240)
+    got = harness.collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=240)
     missing, duplicates = counted([str(v["tx_id"]) for v in got.values], txs)
     print(f"BULK SIGKILL mid-drain at {at_kill} verdicts, window {window}: missing {missing}, duplicates {duplicates}")
     assert missing == 0
     assert duplicates <= window, f"{duplicates} scored twice, more than the in-flight window of {window}"
-    wait_committed_to_end(s)
+    harness.wait_committed_to_end(s)
     assert second.stop() == 0

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 
 from core.settings import PROJECT_ROOT
 from kafka_ops import local_broker
-from tests.conftest import spare_broker_port
 from tests.support.harness import ScorerEnv, ScorerProcess, collect, free_port, produce
 from tests.support.models import sample_rows
 from tests.support.waiting import scorer_metric, wait_until
@@ -54,14 +52,12 @@ def _counts(figures: dict[str, object]) -> str:
 
 
 def test_a_worker_killed_mid_replay_and_restarted_loses_nothing(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], scorer: ScorerProcess, tmp_path: Path
 ) -> None:
-    first = start_scorer()
-    first.wait_ready()
     report = tmp_path / "killed.json"
     replay = replay_in_background(scorer_env.env, report, rows=8000, rate=1000, wait=150)
     time.sleep(3.0)
-    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert scorer.stop(signal.SIGKILL) == -signal.SIGKILL
     second = start_scorer()
     second.wait_ready()
     out, err = replay.communicate(timeout=300)
@@ -73,12 +69,8 @@ def test_a_worker_killed_mid_replay_and_restarted_loses_nothing(
     assert second.stop() == 0
 
 
-def test_ten_percent_malformed_at_two_thousand_a_second(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
-) -> None:
+def test_ten_percent_malformed_at_two_thousand_a_second(scorer_env: ScorerEnv, scorer: ScorerProcess) -> None:
     s = scorer_env.settings
-    scorer = start_scorer()
-    scorer.wait_ready()
     rows = sample_rows()
     messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]] = []
     valid: set[str] = set()
@@ -158,13 +150,7 @@ def test_scoring_goes_on_when_the_registry_goes_away(
     s = scorer_env.settings
     rows = sample_rows()
     txs = [{**rows[i % len(rows)], "tx_id": f"noreg-{i}"} for i in range(3000)]
-    sender = threading.Thread(
-        target=produce,
-        args=(s.kafka_bootstrap, s.topic_transactions, [(b"k", orjson.dumps(t), None) for t in txs]),
-        kwargs={"rate_per_s": 500},
-    )
-    sender.start()
-    sender.join()
+    produce(s.kafka_bootstrap, s.topic_transactions, [(b"k", orjson.dumps(t), None) for t in txs], rate_per_s=500)
     got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(txs), timeout=120)
     assert {str(v["tx_id"]) for v in got.values} == {str(t["tx_id"]) for t in txs}
     assert {str(v["model_version"]) for v in got.values} == {"1"}
@@ -218,32 +204,18 @@ def test_two_workers_one_killed_the_other_takes_over(
 
 
 def test_the_scorer_recovers_from_a_broker_restart(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+    scorer_env: ScorerEnv, own_broker: local_broker.LocalBroker, scorer: ScorerProcess, tmp_path: Path
 ) -> None:
-    from core.settings import DEFAULT_RUN_DIR
-    from kafka_ops import topics
-
-    # A broker of its own, so the session's broker is left alone.
-    local = local_broker.LocalBroker.from_bootstrap(f"127.0.0.1:{spare_broker_port(200)}", DEFAULT_RUN_DIR)
-    local_broker.start(local)
-    try:
-        settings = scorer_env.settings.model_copy(update={"kafka_bootstrap": local.bootstrap})
-        topics.create_topics(settings)
-        scorer_env.env["MOMOGUARD_KAFKA_BOOTSTRAP"] = local.bootstrap
-        scorer = start_scorer()
-        scorer.wait_ready()
-        report = tmp_path / "restart.json"
-        replay = replay_in_background(scorer_env.env, report, rows=8000, rate=800, wait=180)
-        time.sleep(4.0)
-        local_broker.stop(local)
-        time.sleep(3.0)
-        local_broker.start(local)
-        out, err = replay.communicate(timeout=400)
-        assert replay.returncode == 0, err[-2000:]
-        figures = json.loads(report.read_text())
-        print(f"RELIABILITY broker restarted mid-replay: {_counts(figures)}")
-        assert figures["sent"] == 8000 and figures["missing"] == 0, "nothing lost across the restart"
-        assert scorer.proc.poll() is None, "the scorer recovered by itself"
-        assert scorer.stop() == 0
-    finally:
-        local_broker.stop(local)
+    report = tmp_path / "restart.json"
+    replay = replay_in_background(scorer_env.env, report, rows=8000, rate=800, wait=180)
+    time.sleep(4.0)
+    local_broker.stop(own_broker)
+    time.sleep(3.0)
+    local_broker.start(own_broker)
+    out, err = replay.communicate(timeout=400)
+    assert replay.returncode == 0, err[-2000:]
+    figures = json.loads(report.read_text())
+    print(f"RELIABILITY broker restarted mid-replay: {_counts(figures)}")
+    assert figures["sent"] == 8000 and figures["missing"] == 0, "nothing lost across the restart"
+    assert scorer.proc.poll() is None, "the scorer recovered by itself"
+    assert scorer.stop() == 0

@@ -127,11 +127,9 @@ def send(bootstrap: str, topic: str, run: str, valid_between: int = 3) -> list[S
 
 
 def test_every_hostile_message_gets_exactly_one_outcome_and_scoring_goes_on(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], scorer: ScorerProcess
 ) -> None:
     s = scorer_env.settings
-    scorer = start_scorer()
-    scorer.wait_ready()
     run = uuid.uuid4().hex[:6]
     sent = send(s.kafka_bootstrap, s.topic_transactions, run)
     kinds = {e.kind for e in sent if e.kind != "valid neighbour"}

@@ -17,10 +17,10 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from core.settings import DEFAULT_RUN_DIR, PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from kafka_ops import local_broker, topics
+from replay.replayer import produce_waiting
 from stream_app.process import get_json
-from tests.conftest import spare_broker_port
 from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
 from tests.support.models import sample_rows
 
@@ -99,51 +99,40 @@ def test_a_deleted_dead_letter_topic_is_recreated_when_allowed(
 
 
 def test_sigterm_with_the_broker_away_exits_within_the_bound_and_nothing_is_lost(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
+    scorer_env: ScorerEnv, own_broker: local_broker.LocalBroker, start_scorer: Callable[..., ScorerProcess]
 ) -> None:
-    local = local_broker.LocalBroker.from_bootstrap(f"127.0.0.1:{spare_broker_port(300)}", DEFAULT_RUN_DIR)
-    local_broker.start(local)
-    try:
-        s = scorer_env.settings.model_copy(update={"kafka_bootstrap": local.bootstrap})
-        topics.create_topics(s)
-        scorer_env.env.update(MOMOGUARD_KAFKA_BOOTSTRAP=local.bootstrap, MOMOGUARD_SHUTDOWN_TIMEOUT_S="8")
-        scorer = start_scorer()
-        scorer.wait_ready()
-        sent = transactions(4000, uuid.uuid4().hex[:6])
-        # The operator's producer keeps what the broker has not taken yet and sends it once it is back.
-        producer = Producer(
-            {"bootstrap.servers": local.bootstrap, "linger.ms": 5, "message.timeout.ms": 600_000, "log_level": 0}
-        )
-        sender = threading.Thread(target=_send_paced, args=(producer, s.topic_transactions, sent, 1000.0))
-        sender.start()
-        time.sleep(2.0)
-        local_broker.stop(local)  # with traffic still arriving
-        stopped = time.monotonic()
-        scorer.proc.send_signal(signal.SIGTERM)
-        code = scorer.proc.wait(timeout=8 + 30)  # unbounded before: it waited for the broker to return
-        took = time.monotonic() - stopped
-        print(f"RELIABILITY SIGTERM with the broker away: exited {code} after {took:.1f} s (bound 8 s)")
-        local_broker.start(local)
-        sender.join(timeout=120)
-        assert producer.flush(120) == 0
-        again = start_scorer()
-        again.wait_ready()
-        got = collect(local.bootstrap, s.topic_verdicts, expect=len(sent), timeout=180)
-        assert {str(v["tx_id"]) for v in got.values} == ids(sent), "after the restart every transaction is answered"
-        assert again.stop() == 0
-    finally:
-        local_broker.stop(local)
+    s = scorer_env.settings
+    scorer_env.env["MOMOGUARD_SHUTDOWN_TIMEOUT_S"] = "8"
+    scorer = start_scorer()
+    scorer.wait_ready()
+    sent = transactions(4000, uuid.uuid4().hex[:6])
+    # The operator's producer keeps what the broker has not taken yet and sends it once it is back.
+    producer = Producer(
+        {"bootstrap.servers": own_broker.bootstrap, "linger.ms": 5, "message.timeout.ms": 600_000, "log_level": 0}
+    )
+    sender = threading.Thread(target=_send_paced, args=(producer, s.topic_transactions, sent, 1000.0))
+    sender.start()
+    time.sleep(2.0)
+    local_broker.stop(own_broker)  # with traffic still arriving
+    stopped = time.monotonic()
+    scorer.proc.send_signal(signal.SIGTERM)
+    code = scorer.proc.wait(timeout=8 + 30)  # unbounded before: it waited for the broker to return
+    took = time.monotonic() - stopped
+    print(f"RELIABILITY SIGTERM with the broker away: exited {code} after {took:.1f} s (bound 8 s)")
+    local_broker.start(own_broker)
+    sender.join(timeout=120)
+    assert producer.flush(120) == 0
+    again = start_scorer()
+    again.wait_ready()
+    got = collect(own_broker.bootstrap, s.topic_verdicts, expect=len(sent), timeout=180)
+    assert {str(v["tx_id"]) for v in got.values} == ids(sent), "after the restart every transaction is answered"
+    assert again.stop() == 0
 
 
 def _send_paced(producer: Producer, topic: str, messages: list[tuple[bytes | None, bytes, None]], rate: float) -> None:
     started = time.monotonic()
     for i, (key, value, _) in enumerate(messages):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, topic, value, key)
         producer.poll(0)
         ahead = started + i / rate - time.monotonic()
         if ahead > 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +16,16 @@ import registry
 from core.settings import Settings
 from schemas.verdict import VERDICT
 from tests.support.cli import run_momoguard
-from tests.support.harness import ScorerEnv, ScorerProcess, collect, messages, offline_scores, produce, transactions
+from tests.support.harness import (
+    ScorerEnv,
+    ScorerProcess,
+    collect,
+    messages,
+    offline_scores,
+    produce,
+    produce_in_background,
+    transactions,
+)
 from tests.support.models import register_model
 from tests.support.waiting import metric, scorer_metric, wait_until
 
@@ -70,7 +78,7 @@ def urlopen_text(url: str) -> str:
 
 
 def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_are_scored(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
+    scorer_env: ScorerEnv, scorer: ScorerProcess
 ) -> None:
     s = scorer_env.settings
     good = transactions(60, "mixed")
@@ -93,8 +101,6 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_are_score
         if i % 6 == 0 and i // 6 < len(bad):
             reason = list(bad)[i // 6]
             batch.append((b"k-" + reason.encode(), bad[reason], [("trace-id", reason.encode())]))
-    scorer = start_scorer()
-    scorer.wait_ready()
     produce(s.kafka_bootstrap, s.topic_transactions, batch)
 
     verdicts = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(good))
@@ -121,18 +127,13 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_ones_are_score
 
 def test_a_new_champion_is_picked_up_while_transactions_flow(
     scorer_env: ScorerEnv,
-    start_scorer: Callable[..., ScorerProcess],
+    scorer: ScorerProcess,
     champion_registry: Settings,
     tmp_path: Path,
 ) -> None:
     s = scorer_env.settings
-    scorer = start_scorer()
-    scorer.wait_ready()
     txs = transactions(12_000, "reload")
-    sender = threading.Thread(
-        target=produce, args=(s.kafka_bootstrap, s.topic_transactions, messages(txs)), kwargs={"rate_per_s": 1000}
-    )
-    sender.start()
+    sender = produce_in_background(s.kafka_bootstrap, s.topic_transactions, messages(txs), 1000)
     try:
         time.sleep(3)
         new_version = register_model(champion_registry, rounds=80, threshold=0.4, tmp=tmp_path)
@@ -154,18 +155,13 @@ def test_a_new_champion_is_picked_up_while_transactions_flow(
 
 
 def test_sigterm_mid_stream_then_restart_answers_every_transaction(
-    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess]
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], scorer: ScorerProcess
 ) -> None:
     s = scorer_env.settings
-    first = start_scorer()
-    first.wait_ready()
     txs = transactions(15_000, "sigterm")
-    sender = threading.Thread(
-        target=produce, args=(s.kafka_bootstrap, s.topic_transactions, messages(txs)), kwargs={"rate_per_s": 3000}
-    )
-    sender.start()
+    sender = produce_in_background(s.kafka_bootstrap, s.topic_transactions, messages(txs), 3000)
     time.sleep(2.5)
-    assert first.stop(signal.SIGTERM) == 0, "a SIGTERM finishes the batch in flight, commits and exits 0"
+    assert scorer.stop(signal.SIGTERM) == 0, "a SIGTERM finishes the batch in flight, commits and exits 0"
     sender.join()
     second = start_scorer()
     second.wait_ready()

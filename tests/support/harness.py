@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +16,8 @@ import polars as pl
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from core.settings import Settings
+from core.settings import DEFAULT_RUN_DIR, Settings
+from kafka_ops import local_broker, topics
 from stream_app import process
 from tests.support.models import register_model, sample_rows
 
@@ -121,6 +123,15 @@ def wait_committed_to_end(settings: Settings, timeout: float = 60.0) -> None:
         consumer.close()
 
 
+def produce_in_background(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]], rate: float
+) -> threading.Thread:
+    """`produce` at a steady rate from a thread, started; join it to know every message is acknowledged."""
+    sender = threading.Thread(target=produce, args=(bootstrap, topic, messages), kwargs={"rate_per_s": rate})
+    sender.start()
+    return sender
+
+
 def produce(
     bootstrap: str,
     topic: str,
@@ -223,3 +234,31 @@ def offline_scores(settings: Settings, txs: list[dict[str, object]], version: st
         strict=False,
     )
     return dict(zip(frame["tx_id"].to_list(), model.score(frame).tolist(), strict=True))
+
+
+@pytest.fixture
+def scorer(start_scorer: Callable[..., ScorerProcess]) -> ScorerProcess:
+    """One `momoguard serve` worker of the test's scorer_env, ready (stopped after the test if still running)."""
+    worker = start_scorer()
+    worker.wait_ready()
+    return worker
+
+
+@pytest.fixture
+def own_broker(scorer_env: ScorerEnv) -> Iterator[local_broker.LocalBroker]:
+    """A broker of the test's own, with the test's topics, that it may stop and start; the scorer_env points at it.
+
+    The session's broker is left alone; the spare's port comes from the session broker's, so checkouts running
+    their suites side by side never share one.
+    """
+    from tests.conftest import spare_broker_port
+
+    local = local_broker.LocalBroker.from_bootstrap(f"127.0.0.1:{spare_broker_port(200)}", DEFAULT_RUN_DIR)
+    local_broker.start(local)
+    try:
+        scorer_env.settings = scorer_env.settings.model_copy(update={"kafka_bootstrap": local.bootstrap})
+        topics.create_topics(scorer_env.settings)
+        scorer_env.env["MOMOGUARD_KAFKA_BOOTSTRAP"] = local.bootstrap
+        yield local
+    finally:
+        local_broker.stop(local)
