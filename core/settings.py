@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +147,37 @@ class Settings(BaseSettings):
         0.01, ge=0, le=1, description="Verdicts scoring at least this carry reasons (SHAP costs ~0.5 ms a row)."
     )
 
+    # --- The fraud desk's levers: the review tier, the lists, reason texts, the verdict deadline ----------------
+    # Training picks each version's review threshold; the scorer gives `review` only with review_tier on.
+    review_policy: Literal["none", "min_recall", "max_review_rate"] = Field(
+        "min_recall", description="How training picks a version's review threshold (none: no review threshold)."
+    )
+    review_target: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="Target of min_recall (fraud reviewed or blocked) or max_review_rate (share sent to review).",
+    )
+    review_tier: bool = Field(
+        False, description="Give `review` to scores between the version's review and block thresholds."
+    )
+    topic_lists: str = Field("momoguard.lists", description="Compacted topic of the block/allow/review lists.")
+    list_account_pattern: str = Field(
+        "[CM][0-9]{1,19}", description="Account ids `momoguard lists` accepts (a regular expression, whole id)."
+    )
+    lists_load_timeout_s: float = Field(
+        60.0, gt=0, description="How long a starting worker may take to read the lists before it gives up (s)."
+    )
+    reason_language: str = Field(
+        "en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", description="Language of the reason texts in verdicts."
+    )
+    reason_catalog_dir: Path | None = Field(
+        None, description="Folder of extra reason catalogs (<language>.json), searched before the shipped ones."
+    )
+    verdict_deadline_ms: int = Field(
+        500, ge=1, le=3_600_000, description="A verdict made later than event time + this is marked late (ms)."
+    )
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str) -> str:
@@ -153,6 +185,15 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("list_account_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
         return value
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from kafka_ops import cli as kafka_cli
 from paysim import cli as replay_cli
 from replay import load_test
 from stream_app import cli as stream_cli
+from stream_app import lists_cli
 from training import cli as training_cli
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.command("train", short_help="Train a model; promote it if it is better.")(tr
 app.command("evaluate", short_help="Score labelled PaySim files; JSON metrics.")(training_cli.evaluate)
 app.add_typer(training_cli.models_app, name="models", short_help="List, promote, roll back fraud models.")
 app.command("serve", short_help="Score transactions, write verdicts.")(stream_cli.serve)
+app.add_typer(lists_cli.lists_app, name="lists", short_help="Block, allow or review accounts now.")
 app.command("generate", short_help="Generate a PaySim month; check fidelity.")(replay_cli.generate)
 app.command("replay", short_help="Load test: publish, measure the verdicts.")(load_test.replay)
 app.command("bench", short_help="Benchmark scorer, latency, model, generator.")(bench_cli.bench)

@@ -13,9 +13,10 @@ API the scorer relies on (all take the process's one `Settings`; each builds its
   Build X with `schemas.features.build_features(frame, model.feature_set)`; `LoadedModel.score(frame)`
   does both steps.
 - Every version is checked by one rule, `check_version`, at register, promote (and rollback) and load: its
-  threshold is a finite number in (0, 1], its feature set is one `schemas.features` knows, its model file loads
-  as a LightGBM booster and the booster's feature names are the feature set's, in order. A version that fails
-  is never registered, never promoted and never scored with.
+  threshold is a finite number in (0, 1], its review threshold (if it has one) a finite number in (0, 1] below
+  the block threshold, its feature set is one `schemas.features` knows, its model file loads as a LightGBM
+  booster and the booster's feature names are the feature set's, in order. A version that fails is never
+  registered, never promoted and never scored with.
 - With `fall_back=True` (a starting scorer worker), an unusable champion gives way to the last good version:
   first the `momoguard.previous_champion` chain (the champion it replaced, the one that one replaced, ...),
   then the other versions that were champion (status `champion` or `retired`), newest first; versions rolled
@@ -26,9 +27,11 @@ API the scorer relies on (all take the process's one `Settings`; each builds its
   itself for a refused operation (a rollback with nothing to go back to).
 
 Each model version carries the tags below (the threshold and feature set also sit in the logged model's
-metadata, as a fallback): `momoguard.threshold`, `momoguard.feature_set`, `momoguard.status`
-(candidate, champion, rejected, retired, rolled_back), `momoguard.reason`, `momoguard.previous_champion`
-(set when it was promoted: the version `momoguard models rollback` goes back to), and test metrics.
+metadata, as a fallback): `momoguard.threshold`, `momoguard.review_threshold` (optional: review when
+`review_threshold <= score < threshold`, if the scorer's review tier is on), `momoguard.feature_set`,
+`momoguard.status` (candidate, champion, rejected, retired, rolled_back), `momoguard.reason`,
+`momoguard.previous_champion` (set when it was promoted: the version `momoguard models rollback` goes back to),
+and test metrics.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 TAG_THRESHOLD = "momoguard.threshold"
+TAG_REVIEW_THRESHOLD = "momoguard.review_threshold"
 TAG_FEATURE_SET = "momoguard.feature_set"
 TAG_STATUS = "momoguard.status"
 TAG_REASON = "momoguard.reason"
@@ -81,6 +85,7 @@ class LoadedModel:
     feature_set: str
     booster: lgb.Booster
     feature_names: list[str]
+    review_threshold: float | None = None  # review when review_threshold <= score < threshold (tier on)
 
     def score(self, frame: pl.DataFrame) -> np.ndarray:
         """Fraud probabilities for a PaySim frame."""
@@ -112,20 +117,18 @@ def check_reachable(settings: Settings) -> None:
         raise RegistryUnreachableError(f"MLflow tracking store {uri} is unusable: {_first_line(error)}") from error
 
 
-def check_version(where: str, threshold: Any, feature_set: Any, booster_names: Sequence[str]) -> tuple[float, str]:
+def check_version(
+    where: str, threshold: Any, feature_set: Any, booster_names: Sequence[str], review_threshold: Any = None
+) -> tuple[float, str]:
     """The threshold and feature set of a version fit to score; ModelUnusableError saying what is wrong otherwise.
 
     The one rule for register, promote and load. A NaN threshold lets every fraud through (no score is >= NaN)
-    and one of 0 or below blocks every customer, so only a finite number in (0, 1] passes.
+    and one of 0 or below blocks every customer, so only a finite number in (0, 1] passes. A review threshold,
+    when the version has one, is held to the same bounds and must lie below the block threshold
+    (`check_review_threshold`).
     """
-    if threshold is None:
-        raise ModelUnusableError(f"{where}: no threshold (tag {TAG_THRESHOLD})")
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise ModelUnusableError(f"{where}: threshold {threshold!r} is not a number") from None
-    if not (math.isfinite(value) and 0 < value <= 1):
-        raise ModelUnusableError(f"{where}: threshold {threshold!r} is not a finite number in (0, 1]")
+    value = _threshold(where, "threshold", TAG_THRESHOLD, threshold)
+    check_review_threshold(where, review_threshold, value)
     if not isinstance(feature_set, str) or feature_set not in FEATURE_SETS:
         known = ", ".join(FEATURE_SETS)
         raise ModelUnusableError(f"{where}: unknown feature set {feature_set!r} (known: {known})")
@@ -138,6 +141,34 @@ def check_version(where: str, threshold: Any, feature_set: Any, booster_names: S
             f"{where}: its booster's {len(names)} features are not the {len(expected)} of {feature_set!r} ({detail})"
         )
     return value, feature_set
+
+
+def check_review_threshold(where: str, review_threshold: Any, threshold: float) -> float | None:
+    """A version's review threshold as a number, None when it has none; ModelUnusableError when it is unusable.
+
+    A review threshold at or above the block threshold would leave no score to review, and one of 0 or NaN would
+    send every transaction (or none) to review: only a finite number in (0, threshold) passes.
+    """
+    if review_threshold is None or review_threshold == "":
+        return None
+    value = _threshold(where, "review threshold", TAG_REVIEW_THRESHOLD, review_threshold)
+    if value >= threshold:
+        raise ModelUnusableError(
+            f"{where}: review threshold {review_threshold!r} is not below the block threshold {threshold!r}"
+        )
+    return value
+
+
+def _threshold(where: str, what: str, tag: str, given: Any) -> float:
+    if given is None:
+        raise ModelUnusableError(f"{where}: no {what} (tag {tag})")
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        raise ModelUnusableError(f"{where}: {what} {given!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ModelUnusableError(f"{where}: {what} {given!r} is not a finite number in (0, 1]")
+    return value
 
 
 def champion(settings: Settings) -> ModelVersion | None:
@@ -216,13 +247,23 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
         booster, metadata = _read_model(_download(settings, found, Path(tmp), where), where)
     tags = dict(found.tags)
     names = list(booster.feature_name())
+    review = tags.get(TAG_REVIEW_THRESHOLD, metadata.get("review_threshold"))
     threshold, feature_set = check_version(
         where,
         tags.get(TAG_THRESHOLD, metadata.get("threshold")),
         tags.get(TAG_FEATURE_SET, metadata.get("feature_set")),
         names,
+        review,
     )
-    return LoadedModel(settings.model_name, str(found.version), threshold, feature_set, booster, names)
+    return LoadedModel(
+        settings.model_name,
+        str(found.version),
+        threshold,
+        feature_set,
+        booster,
+        names,
+        check_review_threshold(where, review, threshold),
+    )
 
 
 def _download(settings: Settings, found: ModelVersion, into: Path, where: str) -> Path:
@@ -319,6 +360,7 @@ def register(
     booster: lgb.Booster,
     feature_set: str,
     threshold: float,
+    review_threshold: float | None = None,
     params: dict[str, Any],
     metrics: dict[str, float],
     example: np.ndarray,
@@ -336,7 +378,10 @@ def register(
     import pandas as pd
     from mlflow.models import infer_signature
 
-    check_version(f"new {settings.model_name} version", threshold, feature_set, booster.feature_name())
+    check_version(
+        f"new {settings.model_name} version", threshold, feature_set, booster.feature_name(), review_threshold
+    )
+    review_tag = {} if review_threshold is None else {TAG_REVIEW_THRESHOLD: repr(float(review_threshold))}
     names = feature_names(feature_set)
     version: str | None = None
     with tracking(settings):
@@ -353,7 +398,12 @@ def register(
                 name="model",
                 signature=infer_signature(sample, booster.predict(sample.to_numpy())),
                 input_example=sample,
-                metadata={"threshold": threshold, "feature_set": feature_set, "feature_names": names},
+                metadata={
+                    "threshold": threshold,
+                    "feature_set": feature_set,
+                    "feature_names": names,
+                    **({} if review_threshold is None else {"review_threshold": review_threshold}),
+                },
                 pip_requirements=[f"lightgbm=={lgb.__version__}"],
             )
             registered = mlflow.register_model(
@@ -361,6 +411,7 @@ def register(
                 settings.model_name,
                 tags={
                     TAG_THRESHOLD: repr(float(threshold)),
+                    **review_tag,
                     TAG_FEATURE_SET: feature_set,
                     TAG_STATUS: "candidate",
                     **{
@@ -444,6 +495,7 @@ class VersionRow:
     status: str
     feature_set: str
     threshold: str
+    review_threshold: str
     auprc: str
     fraud_amount_recall: str
     reason: str
@@ -474,6 +526,7 @@ def list_versions(settings: Settings) -> list[VersionRow]:
                 status=tags.get(TAG_STATUS, ""),
                 feature_set=tags.get(TAG_FEATURE_SET, ""),
                 threshold=tags.get(TAG_THRESHOLD, ""),
+                review_threshold=tags.get(TAG_REVIEW_THRESHOLD, ""),
                 auprc=tags.get(TAG_METRIC_PREFIX + "auprc", ""),
                 fraud_amount_recall=tags.get(TAG_METRIC_PREFIX + "fraud_amount_recall", ""),
                 reason=tags.get(TAG_REASON, ""),

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from schemas.lists import ListEntry
 from schemas.transaction import ALIASES, EARLIEST_EVENT_TIME, LATEST_EVENT_TIME, Transaction
 from schemas.verdict import VERDICT
 
 SCHEMA_DIR = Path(__file__).resolve().parent
-WIRE_FORMATS = ("transaction", "verdict")
+WIRE_FORMATS = ("transaction", "verdict", "list_entry")
 
 
 def schema_of(name: str) -> dict[str, Any]:
@@ -18,6 +19,8 @@ def schema_of(name: str) -> dict[str, Any]:
     if name == "transaction":
         schema = Transaction.model_json_schema(mode="validation")
         _with_paysim_names(schema)
+    elif name == "list_entry":
+        schema = ListEntry.model_json_schema(mode="validation")
     else:
         schema = VERDICT.json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

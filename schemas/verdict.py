@@ -14,20 +14,50 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import Field, TypeAdapter
 
-Decision = Literal["block", "allow"]
+Decision = Literal["allow", "review", "block"]
+# What decided: the model's score against the version's thresholds, or an entry of the desk's lists.
+DecidedBy = Literal["model", "list"]
+ListAction = Literal["block", "allow", "review"]
+# Which side of a transaction a list entry covers: the originating account, the destination, or either.
+Direction = Literal["orig", "dest", "both"]
+Side = Literal["orig", "dest"]
+
+REASON_CODE_PATTERN = r"^[A-Z][A-Z0-9_]*$"
 
 
 @dataclass(slots=True)
 class Reason:
-    """One feature that pushed the score, with its signed contribution (log-odds)."""
+    """One feature that pushed the score, its signed contribution (log-odds), its stable code and plain text."""
 
     feature: Annotated[str, Field(min_length=1)]
     contribution: Annotated[float, Field(allow_inf_nan=False)]
+    code: Annotated[
+        str,
+        Field(
+            pattern=REASON_CODE_PATTERN,
+            description="Stable reason code: the feature, then _RAISES (it pushed the score up) or _LOWERS.",
+        ),
+    ]
+    text: Annotated[str, Field(min_length=1, description="The code's plain-language text, from the catalog.")]
+
+
+@dataclass(slots=True)
+class ListHit:
+    """The list entry that decided a verdict, and the side of the transaction it matched."""
+
+    account: Annotated[str, Field(min_length=1, max_length=64)]
+    side: Annotated[Side, Field(description="The side of this transaction the entry matched.")]
+    direction: Annotated[Direction, Field(description="The sides the entry covers.")]
+    action: ListAction
+    reason: Annotated[str, Field(min_length=1)]
+    added_by: Annotated[str, Field(min_length=1)]
+    added_at: datetime
+    expires_at: datetime | None = None
 
 
 @dataclass(slots=True)
 class Verdict:
-    """The block/allow answer to one transaction, with the model that gave it and why."""
+    """The allow/review/block answer to one transaction, with what decided it and why."""
 
     tx_id: Annotated[str, Field(min_length=1, max_length=64)]
     decision: Decision
@@ -45,6 +75,23 @@ class Verdict:
         ),
     ] = field(default_factory=list)
     event_time: Annotated[datetime | None, Field(description="The transaction's event_time, echoed.")] = None
+    review_threshold: Annotated[
+        float | None,
+        Field(
+            gt=0.0,
+            le=1.0,
+            allow_inf_nan=False,
+            description="Review when review_threshold <= score < threshold; null when the review tier is off.",
+        ),
+    ] = None
+    decided_by: Annotated[
+        DecidedBy, Field(description="`model` (the score and thresholds) or `list` (list_entry decided).")
+    ] = "model"
+    list_entry: Annotated[ListHit | None, Field(description="The list entry that decided, if one did.")] = None
+    late: Annotated[
+        bool,
+        Field(description="Made later than the transaction's event time + MOMOGUARD_VERDICT_DEADLINE_MS."),
+    ] = False
 
 
 VERDICT: TypeAdapter[Verdict] = TypeAdapter(Verdict)

@@ -21,18 +21,23 @@ from stream_app.agents import score_fetches
 from stream_app.dashboard import register_dashboard
 from stream_app.delivery import Deliverer
 from stream_app.faust_monitor import MonitorWithoutMessageStats
+from stream_app.list_topic import ListReader
+from stream_app.lists import ListTable
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor
+from stream_app.scoring import DecisionPolicy
 from stream_app.state import ScorerState, scorer_for
-from stream_app.upkeep import check_for_new_champion, check_output_topics, refresh_lag
+from stream_app.upkeep import check_for_new_champion, check_output_topics, refresh_lag, refresh_lists
 from stream_app.views import register_views
 
 
 def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> tuple[faust.App, ScorerState]:
     """A Faust app scoring with `model` until the reload timer finds a new champion."""
     metrics = ScorerMetrics()
+    lists = ListTable()  # filled and followed by state.lists, started by the worker before it scores
+    scorer = scorer_for(model, settings, DecisionPolicy.from_settings(settings, lists))
     processor = BatchProcessor(
-        scorer_for(model, settings),
+        scorer,
         metrics,
         verdicts_topic=settings.topic_verdicts,
         dlq_topic=settings.topic_dlq,
@@ -43,7 +48,8 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         librdkafka_config(settings), metrics, rescue=processor.undeliverable, attempts=settings.produce_attempts
     )
     state = ScorerState(settings, processor, metrics, deliverer)
-    metrics.set_model(model.name, model.version, model.threshold, time.time())
+    state.lists = ListReader(settings, lists, metrics)
+    metrics.set_model(model.name, model.version, model.threshold, time.time(), scorer.review_threshold)
 
     servers = [server.strip() for server in settings.kafka_bootstrap.split(",")]
     app = faust.App(
@@ -89,6 +95,10 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     @app.timer(interval=5.0)
     async def output_topics_exist() -> None:
         await check_output_topics(state)
+
+    @app.timer(interval=5.0)
+    async def list_entries_in_force() -> None:
+        refresh_lists(state)
 
     @app.timer(interval=settings.reload_interval_s)
     async def reload_champion() -> None:

@@ -30,6 +30,10 @@ _LATENCY_BUCKETS = (
     10,
 )
 RELOAD_OUTCOMES = ("loaded", "unreachable", "unusable")
+DECISIONS = ("block", "review", "allow")
+LIST_ACTIONS = ("block", "review", "allow")
+# What became of each record of the lists topic: an entry put in place, a tombstone applied, or ignored.
+LIST_RECORD_OUTCOMES = ("applied", "removed", "malformed")
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 # Score buckets: most genuine transactions score below 0.001 and the champion's threshold is often below 0.2, so the
 # low end gets decades (to see drift and where the threshold cuts) before steps of 0.05 and the confident top.
@@ -162,15 +166,53 @@ class ScorerMetrics:
             ["topic"],
             registry=r,
         )
-        for decision in ("block", "allow"):
+        # --- The fraud desk's levers: review tier, lists, verdict deadline ---
+        self.model_review_threshold = Gauge(
+            "momoguard_model_review_threshold",
+            "Review threshold in use (0: no review tier: review off, or the version has none).",
+            registry=r,
+        )
+        self.late = Counter(
+            "momoguard_late_verdicts",
+            "Verdicts made later than event time + MOMOGUARD_VERDICT_DEADLINE_MS (still written, marked late).",
+            registry=r,
+        )
+        self.list_decisions = Counter(
+            "momoguard_list_decisions",
+            "Verdicts decided by a list entry rather than the model, by the entry's action.",
+            ["action"],
+            registry=r,
+        )
+        self.list_entries = Gauge(
+            "momoguard_list_entries", "List entries in force (not expired) on this worker, by action.", ["action"],
+            registry=r,
+        )  # fmt: skip
+        self.list_records = Counter(
+            "momoguard_list_records",
+            "Records read from the lists topic, by outcome (applied, removed, malformed: logged and ignored).",
+            ["outcome"],
+            registry=r,
+        )
+        self.lists_updated = Gauge(
+            "momoguard_lists_updated_timestamp_seconds", "When this worker last applied a lists record.", registry=r
+        )
+        for decision in DECISIONS:
             self.scored.labels(decision)
+        for action in LIST_ACTIONS:
+            self.list_decisions.labels(action)
+            self.list_entries.labels(action)
+        for outcome in LIST_RECORD_OUTCOMES:
+            self.list_records.labels(outcome)
         # unreachable: a poll or a download failed, retried at the next poll; unusable: the champion fails
         # `registry.check_version` (counted once per version), the worker keeps its model.
         for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome)
 
-    def set_model(self, name: str, version: str, threshold: float, loaded_at: float) -> None:
+    def set_model(
+        self, name: str, version: str, threshold: float, loaded_at: float, review_threshold: float | None = None
+    ) -> None:
         self.model_info.clear()
         self.model_info.labels(name, version).set(1)
         self.model_threshold.set(threshold)
         self.model_loaded_at.set(loaded_at)
+        self.model_review_threshold.set(review_threshold or 0.0)

@@ -111,6 +111,34 @@ def dead_letter(message: Incoming, invalid: Invalid, dlq_topic: str, max_bytes: 
     return Record(dlq_topic, key, value[: max(0, budget)], headers)
 
 
+def started_times(valid: Sequence[Transaction], sources: Sequence[Incoming]) -> np.ndarray:
+    """When each transaction's clock starts, for its deadline and the latency metric: its event time, else the
+    Kafka timestamp of its message (seconds since the epoch)."""
+    now = time.time()
+    return np.fromiter(
+        (
+            tx.event_time.timestamp() if tx.event_time else (source.timestamp_s or now)
+            for tx, source in zip(valid, sources, strict=True)
+        ),
+        dtype=np.float64,
+        count=len(valid),
+    )
+
+
+def count_verdicts(metrics: ScorerMetrics, scored: Scored) -> None:
+    """Move the decision, list and deadline counters by one batch's verdicts."""
+    blocked, reviewed = int(scored.blocked.sum()), int(scored.reviewed.sum())
+    metrics.scored.labels("block").inc(blocked)
+    if reviewed:
+        metrics.scored.labels("review").inc(reviewed)
+    metrics.scored.labels("allow").inc(len(scored.verdicts) - blocked - reviewed)
+    for action, n in scored.listed.items():
+        metrics.list_decisions.labels(action).inc(n)
+    late = int(scored.late.sum())
+    if late:
+        metrics.late.inc(late)
+
+
 class BatchProcessor:
     """Parses, scores and routes one micro-batch; the scorer is swapped only between batches."""
 
@@ -147,24 +175,15 @@ class BatchProcessor:
                 valid.append(parsed)
                 sources.append(message)
         if valid:
-            scored, valid, sources = self._score(valid, sources, outcome)
+            started_at = started_times(valid, sources)
+            scored, valid, sources, started_at = self._score(valid, sources, started_at, outcome)
             outcome.records.extend(
                 Record(self.verdicts_topic, source.key, verdict, source=source)
                 for source, verdict in zip(sources, scored.verdicts, strict=True)
             )
-            blocked = int(scored.blocked.sum())
-            self.metrics.scored.labels("block").inc(blocked)
-            self.metrics.scored.labels("allow").inc(len(valid) - blocked)
+            count_verdicts(self.metrics, scored)
             self.metrics.score.observe_many(scored.scores)
-            now = time.time()
-            outcome.started_at = np.fromiter(
-                (
-                    tx.event_time.timestamp() if tx.event_time else (source.timestamp_s or now)
-                    for tx, source in zip(valid, sources, strict=True)
-                ),
-                dtype=np.float64,
-                count=len(valid),
-            )
+            outcome.started_at = started_at
             outcome.scored = len(valid)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
@@ -197,22 +216,20 @@ class BatchProcessor:
         outcome.invalid += 1
 
     def _score(
-        self, valid: list[Transaction], sources: list[Incoming], outcome: BatchOutcome
-    ) -> tuple[Scored, list[Transaction], list[Incoming]]:
+        self, valid: list[Transaction], sources: list[Incoming], started_at: np.ndarray, outcome: BatchOutcome
+    ) -> tuple[Scored, list[Transaction], list[Incoming], np.ndarray]:
         """Score the batch; if that fails, score its transactions one by one and dead-letter the ones that fail."""
         try:
-            return self.scorer.score(valid), valid, sources
+            return self.scorer.score(valid, started_at=started_at), valid, sources, started_at
         except Exception as error:
             log.exception("scoring a batch of %d failed (%s); scoring its transactions one by one", len(valid), error)
         parts: list[Scored] = []
-        kept: list[Transaction] = []
-        kept_sources: list[Incoming] = []
-        for tx, source in zip(valid, sources, strict=True):
+        kept: list[int] = []
+        for i, (tx, source) in enumerate(zip(valid, sources, strict=True)):
             try:
-                parts.append(self.scorer.score([tx]))
+                parts.append(self.scorer.score([tx], started_at=started_at[i : i + 1]))
             except Exception as error:
                 self._reject(source, Invalid("scoring_error", f"{type(error).__name__}: {error}"[:500]), outcome)
                 continue
-            kept.append(tx)
-            kept_sources.append(source)
-        return Scored.join(parts), kept, kept_sources
+            kept.append(i)
+        return Scored.join(parts), [valid[i] for i in kept], [sources[i] for i in kept], started_at[kept]

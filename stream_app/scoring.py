@@ -1,18 +1,28 @@
-"""Validated transactions -> features -> scores and reasons -> verdict bytes, for one micro-batch."""
+"""Validated transactions -> features -> scores and reasons -> decisions -> verdict bytes, for one micro-batch.
+
+How a score becomes a decision (docs/SCORER.md, "Decisions"): `block` when score >= the version's block
+threshold; with the review tier on, `review` when score >= its review threshold; else `allow`. A list entry in
+force for the sender or the recipient overrides that (stream_app/lists.py has the precedence). A verdict made
+later than the transaction's event time + the deadline is still written, marked `late`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
+from core.settings import Settings
 from registry import LoadedModel
 from schemas.features import build_features
 from schemas.frame import columns_from_transactions
 from schemas.transaction import Transaction
-from schemas.verdict import Reason, Verdict, verdict_bytes
+from schemas.verdict import ListHit, Reason, Verdict, verdict_bytes
+from stream_app.lists import ListTable
+from stream_app.reasons import ReasonCatalog, load_catalog, reason_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,17 +31,51 @@ class Scored:
 
     verdicts: list[bytes]
     scores: np.ndarray
-    blocked: np.ndarray
+    blocked: np.ndarray  # decision `block` (by the model or a list)
+    reviewed: np.ndarray  # decision `review`
+    late: np.ndarray  # made after event time + deadline
+    listed: dict[str, int] = field(default_factory=dict)  # decisions made by a list entry, by action
+
+    @classmethod
+    def empty(cls) -> Scored:
+        nothing = np.empty(0, dtype=bool)
+        return cls([], np.empty(0), nothing, nothing, nothing)
 
     @classmethod
     def join(cls, parts: Sequence[Scored]) -> Scored:
         """Several outcomes as one, in order (the one-by-one fallback of a batch that failed to score)."""
         if not parts:
-            return cls([], np.empty(0), np.empty(0, dtype=bool))
+            return cls.empty()
+        listed: dict[str, int] = {}
+        for part in parts:
+            for action, n in part.listed.items():
+                listed[action] = listed.get(action, 0) + n
         return cls(
             [v for part in parts for v in part.verdicts],
             np.concatenate([part.scores for part in parts]),
             np.concatenate([part.blocked for part in parts]),
+            np.concatenate([part.reviewed for part in parts]),
+            np.concatenate([part.late for part in parts]),
+            listed,
+        )
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """What turns scores into decisions besides the version's block threshold: the fraud desk's levers."""
+
+    review_tier: bool = False  # give `review` between the version's review and block thresholds
+    deadline_s: float = math.inf  # a verdict made later than event time + this is marked late
+    lists: ListTable | None = None  # entries that override the model
+    catalog: ReasonCatalog | None = None  # the reason texts (English when None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, lists: ListTable | None = None) -> DecisionPolicy:
+        return cls(
+            review_tier=settings.review_tier,
+            deadline_s=settings.verdict_deadline_ms / 1000.0,
+            lists=lists,
+            catalog=load_catalog(settings.reason_language, settings.reason_catalog_dir),
         )
 
 
@@ -42,32 +86,91 @@ class Scorer:
     and spinning cost milliseconds per call on a busy 2-core machine (scale with worker processes instead).
     """
 
-    def __init__(self, model: LoadedModel, reasons: int = 3, explain_min_score: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        reasons: int = 3,
+        explain_min_score: float = 0.0,
+        policy: DecisionPolicy | None = None,
+    ) -> None:
         self.model = model
         self.reasons = reasons
         self.explain_min_score = explain_min_score
-        self._names = np.array(model.feature_names, dtype=object)
+        self.policy = policy or DecisionPolicy()
+        # Review needs both the operator's switch and a version that has a review threshold.
+        self.review_threshold = model.review_threshold if self.policy.review_tier else None
+        catalog = self.policy.catalog or load_catalog()
+        self._names = model.feature_names
+        # (code, text) of each feature's contribution either way, looked up per reason: no string work per row.
+        self._raising = [(code, catalog.text(code)) for code in (reason_code(n, 1.0) for n in self._names)]
+        self._lowering = [(code, catalog.text(code)) for code in (reason_code(n, -1.0) for n in self._names)]
 
     @property
     def version(self) -> str:
         return self.model.version
 
-    def score(self, transactions: Sequence[Transaction], now: datetime | None = None) -> Scored:
-        """Score a batch through the shared feature function; one verdict per transaction, in order."""
+    def score(
+        self,
+        transactions: Sequence[Transaction],
+        now: datetime | None = None,
+        started_at: np.ndarray | None = None,
+    ) -> Scored:
+        """Score a batch through the shared feature function; one verdict per transaction, in order.
+
+        `started_at` (seconds since the epoch, one per transaction) is when each transaction's deadline starts:
+        its event time, or its Kafka timestamp (the pipeline's choice); without it, the event time.
+        """
         if not transactions:
-            return Scored([], np.empty(0), np.empty(0, dtype=bool))
+            return Scored.empty()
         features = build_features(columns_from_transactions(transactions), self.model.feature_set)
         booster = self.model.booster
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
-        blocked = scores >= self.model.threshold
-        reasons = self._reasons(features, scores)
         scored_at = now or datetime.now(UTC)
-        model = self.model
+        at = scored_at.timestamp()
+        model, review = self.model, self.review_threshold
+        blocked = scores >= model.threshold
+        reviewed = (scores >= review) & ~blocked if review is not None else np.zeros(len(scores), dtype=bool)
+        late = self._late(transactions, at, started_at)
+        decisions = np.where(blocked, "block", np.where(reviewed, "review", "allow")).tolist()
+        hits = self.policy.lists.matches(transactions, at) if self.policy.lists is not None else []
+        reasons = self._reasons(features, scores)
+        rows = zip(transactions, decisions, scores.tolist(), reasons, late.tolist(), strict=True)
+        if not hits:  # the usual batch: the model decides every transaction
+            verdicts = [
+                verdict_bytes(
+                    Verdict(
+                        tx.tx_id,
+                        decision,
+                        score,
+                        model.threshold,
+                        model.name,
+                        model.version,
+                        scored_at,
+                        why,
+                        tx.event_time,
+                        review,
+                        "model",
+                        None,
+                        is_late,
+                    )
+                )
+                for tx, decision, score, why, is_late in rows
+            ]
+            return Scored(verdicts, scores, blocked, reviewed, late)
+        entries: list[ListHit | None] = [None] * len(transactions)
+        listed: dict[str, int] = {}
+        for i, hit in hits:
+            entries[i] = hit
+            decisions[i] = hit.action
+            blocked[i] = hit.action == "block"
+            reviewed[i] = hit.action == "review"
+            listed[hit.action] = listed.get(hit.action, 0) + 1
+        rows = zip(transactions, decisions, scores.tolist(), reasons, late.tolist(), strict=True)
         verdicts = [
             verdict_bytes(
                 Verdict(
                     tx.tx_id,
-                    "block" if block else "allow",
+                    decision,
                     score,
                     model.threshold,
                     model.name,
@@ -75,19 +178,37 @@ class Scorer:
                     scored_at,
                     why,
                     tx.event_time,
+                    review,
+                    "model" if entry is None else "list",
+                    entry,
+                    is_late,
                 )
             )
-            for tx, score, block, why in zip(transactions, scores.tolist(), blocked.tolist(), reasons, strict=True)
+            for (tx, decision, score, why, is_late), entry in zip(rows, entries, strict=True)
         ]
-        return Scored(verdicts, scores, blocked)
+        return Scored(verdicts, scores, blocked, reviewed, late, listed)
+
+    def _late(self, transactions: Sequence[Transaction], at: float, started_at: np.ndarray | None) -> np.ndarray:
+        deadline = self.policy.deadline_s
+        if math.isinf(deadline):
+            return np.zeros(len(transactions), dtype=bool)
+        if started_at is None:
+            started_at = np.fromiter(
+                (tx.event_time.timestamp() if tx.event_time else math.nan for tx in transactions),
+                dtype=np.float64,
+                count=len(transactions),
+            )
+        with np.errstate(invalid="ignore"):
+            return np.asarray(at - started_at > deadline)  # no start time (NaN): never late
 
     def _reasons(self, features: np.ndarray, scores: np.ndarray) -> list[list[Reason]]:
         # Exact SHAP values cost far more than the prediction itself, so only verdicts that may matter
-        # (blocked, or scoring above explain_min_score) are explained; the rest carry no reasons.
+        # (blocked, reviewed, or scoring above explain_min_score) are explained; the rest carry no reasons.
         reasons: list[list[Reason]] = [[] for _ in range(len(scores))]
         if not self.reasons:
             return reasons
-        explain = np.flatnonzero(scores >= min(self.explain_min_score, self.model.threshold))
+        least = min(self.explain_min_score, self.model.threshold, self.review_threshold or 1.0)
+        explain = np.flatnonzero(scores >= least)
         if explain.size:
             for row, why in zip(explain.tolist(), self._top_reasons(features[explain]), strict=True):
                 reasons[row] = why
@@ -99,8 +220,12 @@ class Scorer:
         k = min(self.reasons, contrib.shape[1])
         top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
         values = np.take_along_axis(contrib, top, axis=1)
-        names = self._names[top]
+        names, raising, lowering = self._names, self._raising, self._lowering
         return [
-            [Reason(n, round(v, 6)) for n, v in zip(row_n, row_v, strict=True) if v != 0]
-            for row_n, row_v in zip(names.tolist(), values.tolist(), strict=True)
+            [
+                Reason(names[j], round(v, 6), *(raising[j] if v > 0 else lowering[j]))
+                for j, v in zip(row_j, row_v, strict=True)
+                if v != 0
+            ]
+            for row_j, row_v in zip(top.tolist(), values.tolist(), strict=True)
         ]

@@ -15,9 +15,10 @@ from core.settings import Settings
 from registry import LoadedModel
 from stream_app import bulk
 from stream_app.delivery import Deliverer
+from stream_app.list_topic import ListReader
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor
-from stream_app.scoring import Scorer
+from stream_app.scoring import DecisionPolicy, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class ScorerState:
     metrics: ScorerMetrics
     deliverer: Deliverer
     reload_failures: int = 0
-    refused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # unusable champions' tags
+    refused: dict[str, tuple[str | None, ...]] = field(default_factory=dict)  # unusable champions' tags
     lag_partitions: set[TP] = field(default_factory=set)  # partitions with a lag gauge
     lag: int = 0  # messages behind, over the assigned partitions
     last_batch_at: float = field(default_factory=time.monotonic)
@@ -42,6 +43,7 @@ class ScorerState:
     missing_topics: set[str] = field(default_factory=set)
     stop_deadline: float | None = None  # monotonic time by which a stopping worker must have exited
     route: bulk.BulkRoute | None = None  # the bulk path of `transactions` (stream_app/bulk.py)
+    lists: ListReader | None = None  # follows the lists topic into the scorer's ListTable (stream_app/list_topic.py)
 
     @property
     def version(self) -> str:
@@ -49,8 +51,9 @@ class ScorerState:
 
     def swap_model(self, model: LoadedModel) -> None:
         """Swap the model. Called on the event loop, where no batch is ever half-scored (`process` is sync)."""
-        self.processor.swap(scorer_for(model, self.settings))
-        self.metrics.set_model(model.name, model.version, model.threshold, time.time())
+        scorer = scorer_for(model, self.settings, self.processor.scorer.policy)  # same lists, texts, deadline
+        self.processor.swap(scorer)
+        self.metrics.set_model(model.name, model.version, model.threshold, time.time(), scorer.review_threshold)
 
     def health(self, now: float | None = None) -> dict[str, Any]:
         """Alive, stalled (work waits and nothing moved for `stall_timeout_s`) or crashed, with the evidence."""
@@ -94,5 +97,13 @@ class ScorerState:
         return max(0.0, self.stop_deadline - time.monotonic() - 2.0)
 
 
-def scorer_for(model: LoadedModel, settings: Settings) -> Scorer:
-    return Scorer(model, settings.reasons_per_verdict, settings.explain_min_score)
+def scorer_for(model: LoadedModel, settings: Settings, policy: DecisionPolicy | None = None) -> Scorer:
+    """The worker's scorer for `model`: the settings' reasons, and the desk's levers (`policy`, built once)."""
+    policy = policy or DecisionPolicy.from_settings(settings)
+    if policy.review_tier and model.review_threshold is None:
+        log.warning(
+            "MOMOGUARD_REVIEW_TIER is on but %s version %s has no review threshold: its verdicts are block/allow",
+            model.name,
+            model.version,
+        )
+    return Scorer(model, settings.reasons_per_verdict, settings.explain_min_score, policy)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import faust
 
 from core.errors import BrokerError
 from kafka_ops import topics
-from registry import TAG_FEATURE_SET, TAG_THRESHOLD, champion, load_version
+from registry import TAG_FEATURE_SET, TAG_REVIEW_THRESHOLD, TAG_THRESHOLD, champion, load_version
 from registry.errors import RegistryError, RegistryUnreachableError
 from stream_app.state import ScorerState
 
@@ -48,6 +49,14 @@ def refresh_lag(app: faust.App, state: ScorerState) -> None:
             total += behind
     state.lag = total
     state.metrics.in_flight.set(route.watermarks.in_flight())
+
+
+def refresh_lists(state: ScorerState) -> None:
+    """The gauge of list entries in force, by action: entries that expired since the last tick drop out."""
+    if state.lists is None:
+        return
+    for action, n in state.lists.table.counts(datetime.now(UTC)).items():
+        state.metrics.list_entries.labels(action).set(n)
 
 
 async def check_output_topics(state: ScorerState) -> None:
@@ -100,7 +109,7 @@ async def check_for_new_champion(state: ScorerState) -> None:
     if found is None or str(found.version) == state.version:
         return
     version, tags = str(found.version), dict(found.tags)
-    seen = (tags.get(TAG_THRESHOLD), tags.get(TAG_FEATURE_SET))
+    seen = (tags.get(TAG_THRESHOLD), tags.get(TAG_FEATURE_SET), tags.get(TAG_REVIEW_THRESHOLD))
     if state.refused.get(version) == seen:
         return  # already said why
     try:

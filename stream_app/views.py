@@ -31,4 +31,7 @@ def register_views(app: faust.App, state: ScorerState) -> None:
             health = state.health()
             ready = bool(assigned) and health["status"] == "alive" and not state.missing_topics
             body = {"ready": ready, "model_version": state.version, "partitions": assigned, "health": health}
+            if state.lists is not None:
+                lists = state.lists
+                body["lists"] = {"entries": len(lists.table), "loaded": lists.loaded, "error": lists.last_error}
             return self.json(body, status=200 if ready else 503)

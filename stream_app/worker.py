@@ -21,6 +21,7 @@ from core.settings import Settings
 from kafka_ops import topics
 from registry import LoadedModel, load_champion
 from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
+from stream_app.reasons import load_catalog
 
 if TYPE_CHECKING:
     from stream_app.state import ScorerState
@@ -83,6 +84,7 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     from stream_app.app import build_app
 
     check_web_port(settings.web_host, settings.web_port + worker_index)
+    load_catalog(settings.reason_language, settings.reason_catalog_dir)  # a missing translation: one line, now
     for name, value in REGISTRY_CLIENT_ENV.items():
         os.environ.setdefault(name, value)
     # uvloop: Faust's per-event path is event-loop bound (tasks, futures, call_soon); measured ~1.5x here.
@@ -93,6 +95,9 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app, state = build_app(settings, model, worker_index)
+    # Every list entry in force applies from the first transaction scored: read the lists before scoring.
+    assert state.lists is not None
+    state.lists.start().wait_loaded(settings.lists_load_timeout_s)
     # Everything loaded so far (MLflow, polars, LightGBM, Faust, the model: ~385,000 objects) lives as long as the
     # process: keep it out of the collector's full passes, each of which stalled the event loop for 200-280 ms
     # here (the worst of the latency tail). Measured and explained in docs/BENCHMARKS.md.
@@ -113,6 +118,8 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
         worker.execute_from_commandline()
     except SystemExit as stopped:
         code = stopped.code if isinstance(stopped.code, int) else 1
+    finally:
+        state.lists.stop()
     sys.exit(state.exit_code or code)
 
 

@@ -73,9 +73,10 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     made: list[str] = []
 
-    def make(prefix: str = "test", partitions: int = 1) -> str:
+    def make(prefix: str = "test", partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(30)
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+        admin.create_topics([topic])[name].result(30)
         made.append(name)
         return name
 

@@ -175,6 +175,14 @@ def _print_result(result: RetrainResult) -> None:
         title=f"Test window ({result.trials} trials, {result.training_seconds:.0f}s of search)",
     )
     console.print(f"threshold: {e.threshold:.6f} (block when score >= threshold)")
+    if e.review_test is not None:
+        band = e.review_test
+        console.print(
+            f"review threshold: {band.review_threshold:.6f} (review below the block threshold, with "
+            f"MOMOGUARD_REVIEW_TIER on): test {band.review_rate:.4%} to review, fraud reviewed or blocked "
+            f"{band.recall_with_review:.4f}",
+            soft_wrap=True,
+        )
     verdict = "promoted to champion" if result.promoted else "not promoted"
     console.print(f"{result.model_name} version {result.version}: {verdict}: {result.reason}", soft_wrap=True)
     console.print(f"champion now: {result.champion or 'none'}; run {result.run_id}", soft_wrap=True)
@@ -208,6 +216,8 @@ def _result_dict(result: RetrainResult) -> dict[str, Any]:
         "trials": result.trials,
         "training_seconds": result.training_seconds,
         "threshold": e.threshold,
+        "review_threshold": e.review_threshold,
+        "review_test": None if e.review_test is None else asdict(e.review_test),
         "validation": e.validation.as_dict(),
         "test": e.test.as_dict(),
         "compared": None if other is None else {"feature_set": other[0], "test": other[1].as_dict()},
@@ -289,7 +299,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
     rows = registry.list_versions(settings)
     if as_json:
         print(_json({"model_name": settings.model_name, "registry": settings.tracking_uri, "versions": [
-            {**asdict(r), **{k: _tag_number(getattr(r, k)) for k in ("threshold", "auprc", "fraud_amount_recall")}}
+            {**asdict(r), **{k: _tag_number(getattr(r, k)) for k in _NUMBER_TAGS}}
             for r in rows
         ]}))  # fmt: skip
         return
@@ -297,7 +307,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
         console.print(f"no versions of {settings.model_name} yet: run `momoguard train`")
         return
     columns = [Column("version"), Column("alias", text=True), Column("status", text=True)]
-    columns += [Column("features", text=True), Column("threshold"), Column("AUPRC"), Column("amount recall")]
+    columns += [Column("features", text=True), Column("threshold"), Column("review")]
+    columns += [Column("AUPRC"), Column("amount recall")]
     print_table(
         console,
         columns,
@@ -308,6 +319,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
                 r.status,
                 r.feature_set.removesuffix("_settlement"),
                 _num(r.threshold),
+                _num(r.review_threshold) if r.review_threshold else "-",
                 _num(r.auprc),
                 _num(r.fraud_amount_recall),
             ]
@@ -320,6 +332,9 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
         if r.reason:
             console.print(f"v{r.version}: {r.reason}", soft_wrap=True, highlight=False)
     console.print(f"registry: {settings.tracking_uri}", soft_wrap=True, highlight=False)
+
+
+_NUMBER_TAGS = ("threshold", "review_threshold", "auprc", "fraud_amount_recall")
 
 
 def _tag_number(text: str) -> float | str | None:

@@ -27,7 +27,7 @@ from training import data, model, report
 from training.data import Windows
 from training.model import SearchResult
 from training.promotion import PromotionDecision, decide
-from training.quality import Metrics, choose_threshold, measure
+from training.quality import Metrics, ReviewBand, choose_review_threshold, choose_threshold, measure, review_band
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ class Evaluation:
     validation_scored: WindowScores
     test_scored: WindowScores
     other_feature_set: tuple[str, Metrics] | None
+    # The review band the review policy chose on validation, and what it does on test (None: no band).
+    review_validation: ReviewBand | None = None
+    review_test: ReviewBand | None = None
+
+    @property
+    def review_threshold(self) -> float | None:
+        return None if self.review_validation is None else self.review_validation.review_threshold
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,8 @@ def evaluate_candidate(
         evaluation.validation_scored,
         evaluation.test_scored,
         other,
+        evaluation.review_validation,
+        evaluation.review_test,
     )
 
 
@@ -179,6 +188,7 @@ def _score_windows(
 
     val, test = window(windows.validation.mask), window(windows.test.mask)
     threshold = choose_threshold(val.labels, val.scores, settings.threshold_policy, settings.threshold_target)
+    review = choose_review_threshold(val.labels, val.scores, threshold, settings.review_policy, settings.review_target)
     return Evaluation(
         threshold,
         measure(val.labels, val.scores, val.amounts, threshold),
@@ -186,6 +196,8 @@ def _score_windows(
         val,
         test,
         None,
+        None if review is None else review_band(val.labels, val.scores, threshold, review),
+        None if review is None else review_band(test.labels, test.scores, threshold, review),
     )
 
 
@@ -208,6 +220,9 @@ def register(
         windows=[w.describe() for w in windows.all()],
         threshold_policy=settings.threshold_policy,
         threshold_target=settings.threshold_target,
+        review_policy=settings.review_policy,
+        review_target=settings.review_target,
+        review=evaluation.review_test,
         params=search.best.params,
         best_iteration=search.best.best_iteration,
         trials=len(search.trials),
@@ -220,6 +235,9 @@ def register(
     metrics: dict[str, float] = {f"test_{k}": float(v) for k, v in evaluation.test.headline().items()}
     metrics |= {f"validation_{k}": float(v) for k, v in evaluation.validation.headline().items()}
     metrics |= {"search_trials": float(len(search.trials)), "training_seconds": search.seconds}
+    if evaluation.review_test is not None:
+        band = evaluation.review_test
+        metrics |= {"test_review_rate": band.review_rate, "test_recall_with_review": band.recall_with_review}
     if evaluation.other_feature_set is not None:
         name, other = evaluation.other_feature_set
         metrics |= {f"compare_{name}_test_auprc": other.auprc, f"compare_{name}_test_f1": other.f1}
@@ -237,6 +255,7 @@ def register(
             booster=search.booster,
             feature_set=feature_set,
             threshold=evaluation.threshold,
+            review_threshold=evaluation.review_threshold,
             params={**search.best.params, "best_iteration": search.best.best_iteration},
             metrics=metrics,
             example=x[windows.test.mask][:5],

@@ -10,6 +10,16 @@ allowed one:
   `target` of the blocks are fraud).
 - ``max_false_block_rate``: the lowest threshold whose false-block rate (genuine blocked / genuine) is
   <= target (most fraud caught while annoying at most that share of genuine customers).
+
+Review policies (setting `review_policy`, target in `review_target`) pick a second, lower threshold on the same
+window: scores between it and the block threshold get `review` (a step-up check) when the scorer's review tier
+is on. Placed halfway in log-odds like the block threshold:
+
+- ``min_recall`` (default): the highest review threshold at which review and block together catch at least
+  `target` of the fraud (fewest reviews for that recall). None when blocking alone already does.
+- ``max_review_rate``: the lowest review threshold that sends at most `target` of all transactions to review
+  (most fraud caught for a review desk of that size).
+- ``none``: no review threshold.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from training.errors import TrainingError
 
 ThresholdPolicy = Literal["best_f1", "min_precision", "max_false_block_rate"]
 THRESHOLD_POLICIES: tuple[str, ...] = get_args(ThresholdPolicy)
+ReviewPolicy = Literal["none", "min_recall", "max_review_rate"]
+REVIEW_POLICIES: tuple[str, ...] = get_args(ReviewPolicy)
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,59 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, policy: str, target
         raise TrainingError(f"no threshold reaches {what} on the validation window")
     # Recall only grows as the threshold falls, so the last threshold that meets the target catches most.
     return _between(c.thresholds, int(ok[-1]))
+
+
+def choose_review_threshold(
+    labels: np.ndarray, scores: np.ndarray, block_threshold: float, policy: str, target: float
+) -> float | None:
+    """The review threshold the policy picks on these (validation) scores; None when it leaves no review band.
+
+    Always below `block_threshold`: review is for `review_threshold <= score < block_threshold`.
+    """
+    if policy == "none":
+        return None
+    if policy not in REVIEW_POLICIES:
+        raise TrainingError(f"unknown review policy {policy!r}; expected one of {', '.join(REVIEW_POLICIES)}")
+    if len(scores) == 0 or labels.sum() == 0:
+        raise DataError("cannot choose a review threshold on a window with no fraud")
+    c = curve(labels, scores)
+    below = c.thresholds < block_threshold  # cuts that flag more than blocking does
+    if policy == "min_recall":
+        if float(labels[scores >= block_threshold].sum()) / c.positives >= target:
+            return None  # blocking alone reaches the recall: nothing to review
+        ok = np.nonzero(below & (c.recall >= target))[0]
+        chosen = int(ok[0]) if len(ok) else None  # the highest such cut: fewest reviews
+    else:
+        blocked = int((scores >= block_threshold).sum())
+        review_share = (c.true_positives + c.false_positives - blocked) / len(scores)
+        ok = np.nonzero(below & (review_share <= target))[0]
+        chosen = int(ok[-1]) if len(ok) else None  # the lowest cut within the desk's capacity
+    if chosen is None:
+        return None
+    value = _between(c.thresholds, chosen)
+    return value if 0 < value < block_threshold else None
+
+
+@dataclass(frozen=True)
+class ReviewBand:
+    """What a review threshold does on one labelled window, beside the block threshold."""
+
+    review_threshold: float
+    review_rate: float  # share of all transactions sent to review
+    recall_with_review: float  # share of fraud reviewed or blocked
+    review_precision: float  # share of reviewed transactions that are fraud
+
+
+def review_band(labels: np.ndarray, scores: np.ndarray, block_threshold: float, review_threshold: float) -> ReviewBand:
+    fraud = labels.astype(bool)
+    reviewed = (scores >= review_threshold) & (scores < block_threshold)
+    flagged = scores >= review_threshold
+    return ReviewBand(
+        review_threshold=float(review_threshold),
+        review_rate=float(reviewed.mean()) if len(scores) else 0.0,
+        recall_with_review=float((flagged & fraud).sum() / fraud.sum()) if fraud.any() else 0.0,
+        review_precision=float((reviewed & fraud).sum() / reviewed.sum()) if reviewed.any() else 0.0,
+    )
 
 
 def _between(thresholds: np.ndarray, chosen: int) -> float:

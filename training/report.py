@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 from matplotlib.figure import Figure
 
-from training.quality import Curve, Metrics, curve
+from training.quality import Curve, Metrics, ReviewBand, curve
 
 _MAX_POINTS = 2000  # a curve drawn from more points than this looks the same and saves slowly
 
@@ -35,6 +35,9 @@ class CardFacts:
     genuine_fraction: float
     test: Metrics
     other_feature_set: tuple[str, Metrics] | None = None
+    review_policy: str = "none"
+    review_target: float = 0.0
+    review: ReviewBand | None = None  # on the test window
 
 
 def write_all(
@@ -218,6 +221,7 @@ def model_card(f: CardFacts, booster: lgb.Booster) -> str:
         f"- {m.threshold:.6f}, chosen on the validation window by policy `{f.threshold_policy}`"
         + (f" (target {f.threshold_target})" if f.threshold_policy != "best_f1" else "")
         + ".",
+        *_review_lines(f),
         "",
         "## Training",
         f"- Hyperparameter search: {f.trials} trial(s), best validation AUPRC {f.validation_auprc:.5f}, "
@@ -232,6 +236,24 @@ def model_card(f: CardFacts, booster: lgb.Booster) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _review_lines(f: CardFacts) -> list[str]:
+    if f.review_policy == "none":
+        return ["- Review threshold: none (review policy `none`)."]
+    if f.review is None:
+        return [
+            f"- Review threshold: none: policy `{f.review_policy}` (target {f.review_target}) leaves no band "
+            "below the block threshold on the validation window."
+        ]
+    r = f.review
+    return [
+        f"- Review threshold {r.review_threshold:.6f}, chosen on the validation window by policy "
+        f"`{f.review_policy}` (target {f.review_target}): with the scorer's review tier on, scores from it up to "
+        "the block threshold get `review`.",
+        f"- On the test window: {r.review_rate:.4%} of transactions to review, {r.review_precision:.4f} of them "
+        f"fraud; fraud reviewed or blocked {r.recall_with_review:.4f}.",
+    ]
 
 
 def _short(value: Any) -> str:

@@ -16,7 +16,7 @@ from paysim.kaggle import SAMPLES_DIR
 from schemas import PAYSIM_COLUMNS, Transaction, TxType
 from schemas.json_schema import SCHEMA_DIR, rendered
 from schemas.transaction import ALIASES
-from schemas.verdict import Reason, Verdict, parse_verdict, verdict_bytes
+from schemas.verdict import ListHit, Reason, Verdict, parse_verdict, verdict_bytes
 from tests.support.messages import GOOD
 from tests.support.models import typed
 
@@ -106,13 +106,36 @@ def test_labels_are_optional() -> None:
 
 
 def test_a_verdict_goes_to_bytes_and_back_and_its_bounds_hold() -> None:
-    ok = Verdict("t", "block", 0.9, 0.5, "m", "3", datetime.now(UTC), [Reason("amount", 1.5)])
+    why = [Reason("amount", 1.5, "AMOUNT_RAISES", "The amount raised the risk.")]
+    ok = Verdict("t", "block", 0.9, 0.5, "m", "3", datetime.now(UTC), why)
     assert parse_verdict(verdict_bytes(ok)) == ok
     fields = orjson.loads(verdict_bytes(ok))
     assert list(fields) == [f.name for f in dataclasses.fields(Verdict)], "the wire shape is the definition"
-    for bad in ({"score": 1.5}, {"decision": "maybe"}, {"threshold": -0.1}, {"tx_id": ""}, {"reasons": [{}]}):
+    defaults = (fields["decided_by"], fields["list_entry"], fields["late"], fields["review_threshold"])
+    assert defaults == ("model", None, False, None)
+    for bad in (
+        {"score": 1.5},
+        {"decision": "maybe"},
+        {"threshold": -0.1},
+        {"tx_id": ""},
+        {"reasons": [{}]},
+        {"reasons": [{**fields["reasons"][0], "code": "not a code"}]},
+        {"review_threshold": 0.0},
+        {"decided_by": "someone"},
+        {"late": "sometimes"},
+        {"list_entry": {"account": "C1"}},
+    ):
         with pytest.raises(ValidationError):
             parse_verdict(orjson.dumps({**fields, **bad}))
+
+
+def test_a_list_decided_review_verdict_goes_to_bytes_and_back() -> None:
+    now = datetime.now(UTC)
+    hit = ListHit("C1", "dest", "both", "block", "SIM swap reported", "desk", now, None)
+    listed = Verdict("t", "block", 0.01, 0.5, "m", "3", now, [], None, 0.2, "list", hit, True)
+    assert parse_verdict(verdict_bytes(listed)) == listed
+    review = Verdict("u", "review", 0.3, 0.5, "m", "3", now, review_threshold=0.2)
+    assert parse_verdict(verdict_bytes(review)).decision == "review"
 
 
 def test_json_schema_files_are_up_to_date() -> None:

@@ -49,7 +49,7 @@ def test_rates_are_over_the_last_ten_seconds(metrics: ScorerMetrics) -> None:
             assert view.data()["now"]["allow_per_s"] == pytest.approx(45)
     data = view.data()
     assert data["now"]["allow_per_s"] == 0 and data["now"]["block_rate"] is None, "idle: no rate, not 0%"
-    assert data["totals"]["scored"] == {"allow": 1800, "block": 200}
+    assert data["totals"]["scored"] == {"allow": 1800, "block": 200, "review": 0}
     assert data["model"] == {
         "name": "momoguard-fraud",
         "version": "7",

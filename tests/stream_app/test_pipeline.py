@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -145,10 +146,10 @@ def test_a_small_dead_letter_keeps_everything() -> None:
 class PickyScorer(Scorer):
     """Fails any batch holding the transaction `bad` (a stand-in for a bug that one input sets off)."""
 
-    def score(self, transactions: Sequence[Transaction], now: datetime | None = None) -> Scored:
+    def score(self, transactions: Sequence[Transaction], now: datetime | None = None, **more: Any) -> Scored:
         if any(tx.tx_id == "bad" for tx in transactions):
             raise OverflowError("cannot convert to C long")
-        return super().score(transactions, now)
+        return super().score(transactions, now, **more)
 
 
 def test_a_batch_that_fails_to_score_is_scored_one_by_one_and_only_the_culprit_is_dead_lettered() -> None:

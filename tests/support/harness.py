@@ -60,6 +60,7 @@ def scorer_env(kafka_bootstrap: str, topic_factory: Callable[..., str], champion
         "topic_transactions": topic_factory("transactions", partitions=4),
         "topic_verdicts": topic_factory("verdicts", partitions=4),
         "topic_dlq": topic_factory("dlq", partitions=1),
+        "topic_lists": topic_factory("lists", partitions=1, config=dict(topics.LISTS_CONFIG)),
         "transactions_partitions": 4,
         "verdicts_partitions": 4,
         "consumer_group": f"scorer-{uuid.uuid4().hex[:8]}",
