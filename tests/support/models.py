@@ -59,7 +59,14 @@ def train_booster(rounds: int = 40, seed: int = 0) -> lgb.Booster:
     return lgb.train(params, lgb.Dataset(x, y, feature_name=feature_names()), num_boost_round=rounds)
 
 
-def register_model(settings: Settings, rounds: int, threshold: float, tmp: Path, champion: bool = True) -> str:
+def register_model(
+    settings: Settings,
+    rounds: int,
+    threshold: float,
+    tmp: Path,
+    champion: bool = True,
+    review_threshold: float | None = None,
+) -> str:
     """Train, register and (optionally) make champion; returns the version."""
     booster = train_booster(rounds)
     x = build_features(sample_frame().head(5))
@@ -70,6 +77,7 @@ def register_model(settings: Settings, rounds: int, threshold: float, tmp: Path,
         booster=booster,
         feature_set="pre_settlement",
         threshold=threshold,
+        review_threshold=review_threshold,
         params={"rounds": rounds},
         metrics={"test_auprc": float(np.float64(0.99))},
         example=x,
