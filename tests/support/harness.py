@@ -158,6 +158,7 @@ class Collected:
     keys: list[bytes | None] = field(default_factory=list)
     headers: list[dict[str, bytes]] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)  # each message's Kafka timestamp, seconds
 
 
 def collect(bootstrap: str, topic: str, expect: int, timeout: float = 120.0, decode: bool = True) -> Collected:
@@ -182,6 +183,7 @@ def collect(bootstrap: str, topic: str, expect: int, timeout: float = 120.0, dec
                 got.raw.append(message.value())
                 got.keys.append(message.key())
                 got.headers.append(dict(message.headers() or []))
+                got.timestamps.append(message.timestamp()[1] / 1000.0)
                 if decode:
                     got.values.append(orjson.loads(message.value()))
             if len(got.raw) >= expect:
