@@ -29,6 +29,9 @@ REQUIRED = {
     "Consumer lag by partition": "momoguard_consumer_lag",
     "Model": "momoguard_model_info",
     "Score distribution": "momoguard_score_bucket",
+    "Review rate": "momoguard_transactions_scored_total",
+    "List decisions": "momoguard_list_decisions_total",
+    "Late verdicts": "momoguard_late_verdicts_total",
 }
 
 
