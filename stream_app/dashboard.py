@@ -46,6 +46,9 @@ class Snapshot:
     threshold: float
     loaded_at: float
     reloads: dict[str, float]
+    listed: dict[str, float]  # verdicts decided by a list entry, by its action
+    late: float  # verdicts made after event time + the deadline
+    review_threshold: float  # 0: no review tier
 
 
 def take_snapshot(registry: CollectorRegistry, at: float, wall: float) -> Snapshot:
@@ -53,11 +56,13 @@ def take_snapshot(registry: CollectorRegistry, at: float, wall: float) -> Snapsh
     scored: dict[str, float] = {}
     dead: dict[str, float] = {}
     reloads: dict[str, float] = {}
+    listed: dict[str, float] = {}
     lag: dict[str, float] = {}
     latency: list[tuple[float, float]] = []
     scores: list[tuple[float, float]] = []
     model_name = model_version = ""
     threshold = loaded_at = math.nan
+    late = review_threshold = 0.0
     for family in registry.collect():
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, float(sample.value)
@@ -79,6 +84,12 @@ def take_snapshot(registry: CollectorRegistry, at: float, wall: float) -> Snapsh
                 loaded_at = value
             elif name == "momoguard_model_reloads_total":
                 reloads[labels["outcome"]] = value
+            elif name == "momoguard_list_decisions_total":
+                listed[labels["action"]] = value
+            elif name == "momoguard_late_verdicts_total":
+                late = value
+            elif name == "momoguard_model_review_threshold":
+                review_threshold = value
     return Snapshot(
         at=at,
         wall=wall,
@@ -92,6 +103,9 @@ def take_snapshot(registry: CollectorRegistry, at: float, wall: float) -> Snapsh
         threshold=threshold,
         loaded_at=loaded_at,
         reloads=reloads,
+        listed=listed,
+        late=late,
+        review_threshold=review_threshold,
     )
 
 
@@ -125,8 +139,11 @@ class Point:
 
     wall: float
     allow_per_s: float
+    review_per_s: float
     block_per_s: float
     block_rate: float | None
+    listed_per_s: float  # decided by a list entry (any action)
+    late_rate: float | None  # share of the window's verdicts made after the deadline
     p50_ms: float | None
     p99_ms: float | None
     dead_letters_per_s: float
@@ -142,14 +159,20 @@ def point_between(old: Snapshot, new: Snapshot) -> Point:
         return sum(max(0.0, new_values.get(k, 0.0) - old_values.get(k, 0.0)) for k in keys) / seconds
 
     allow = per_s(new.scored, old.scored, ["allow"])
+    review = per_s(new.scored, old.scored, ["review"])
     block = per_s(new.scored, old.scored, ["block"])
+    scored = allow + review + block
+    late = per_s({"late": new.late}, {"late": old.late}, ["late"])
     latency = bucket_increase(old.latency, new.latency)
     p50, p99 = quantile(0.5, latency), quantile(0.99, latency)
     return Point(
         wall=new.wall,
         allow_per_s=allow,
+        review_per_s=review,
         block_per_s=block,
-        block_rate=block / (allow + block) if allow + block > 0 else None,
+        block_rate=block / scored if scored > 0 else None,
+        listed_per_s=per_s(new.listed, old.listed, new.listed),
+        late_rate=min(1.0, late / scored) if scored > 0 else None,
         p50_ms=None if p50 is None else p50 * 1000,
         p99_ms=None if p99 is None else p99 * 1000,
         dead_letters_per_s=per_s(new.dead_letters, old.dead_letters, new.dead_letters),
@@ -214,11 +237,17 @@ class LiveView:
                 "name": latest.model_name,
                 "version": latest.model_version,
                 "threshold": _finite(latest.threshold),
+                "review_threshold": latest.review_threshold or None,
                 "loaded_at": _finite(latest.loaded_at),
                 "reloads": latest.reloads,
             },
             "now": dataclasses.asdict(now),
-            "totals": {"scored": latest.scored, "dead_letters": latest.dead_letters},
+            "totals": {
+                "scored": latest.scored,
+                "dead_letters": latest.dead_letters,
+                "listed": latest.listed,
+                "late": latest.late,
+            },
             "lag": dict(sorted(latest.lag.items())),
             "scores": {
                 "span_s": latest.at - oldest.at,

@@ -178,7 +178,7 @@ function scoreChart(canvas, scores, threshold) {
 function render(data) {
   const now = data.now;
   const model = data.model;
-  const throughput = now.allow_per_s + now.block_per_s;
+  const throughput = now.allow_per_s + now.review_per_s + now.block_per_s;
   const worker = data.worker || {};
   setText("worker", `group ${worker.consumer_group} · ${(worker.partitions || []).length} partitions of ` +
     `${worker.topic}: ${(worker.partitions || []).map((p) => p.split(":").pop()).join(", ") || "none yet"}`);
@@ -187,6 +187,12 @@ function render(data) {
   setText("tile-throughput-sub", `${fmtNumber(sum(data.totals.scored))} scored since start`);
   setText("tile-block-rate", fmtPct(now.block_rate));
   setText("tile-block-rate-sub", `${fmtNumber(now.block_per_s, 1)} blocks/s · ${fmtNumber(data.totals.scored.block)} total`);
+  const listed = data.totals.listed || {};
+  setText("tile-review", fmtPct(throughput > 0 ? now.review_per_s / throughput : null));
+  setText("tile-review-sub", `${fmtNumber(data.totals.scored.review || 0)} reviewed · ` +
+    `${fmtNumber(sum(listed))} by lists (${fmtNumber(listed.block || 0)} block, ${fmtNumber(listed.allow || 0)} allow)`);
+  setText("tile-late", fmtPct(now.late_rate));
+  setText("tile-late-sub", `${fmtNumber(data.totals.late)} late since start`);
   setText("tile-p99", fmtMs(now.p99_ms));
   setText("tile-p99-sub", `p50 ${fmtMs(now.p50_ms)}`);
   setText("tile-dlq", `${fmtNumber(now.dead_letters_per_s, 1)} /s`);
@@ -195,7 +201,8 @@ function render(data) {
   setText("tile-lag-sub", `messages behind, ${Object.keys(data.lag).length} partitions`);
   setText("tile-model", model.version ? `v${model.version}` : "–");
   const loaded = model.loaded_at ? new Date(model.loaded_at * 1000).toLocaleTimeString() : "–";
-  setText("tile-model-sub", `${model.name} · threshold ${fmtNumber(model.threshold, 3)} · loaded ${loaded}`);
+  const review = model.review_threshold ? ` · review ${fmtNumber(model.review_threshold, 4)}` : "";
+  setText("tile-model-sub", `${model.name} · threshold ${fmtNumber(model.threshold, 3)}${review} · loaded ${loaded}`);
   document.title = `MoMo Guard · ${fmtNumber(throughput)} tx/s · v${model.version}`;
 
   const reasons = Object.entries(data.totals.dead_letters).filter(([, n]) => n > 0);
@@ -208,10 +215,20 @@ function render(data) {
   const span = 300;
   lineChart(document.getElementById("chart-throughput"), h.t, span, [
     { values: h.allow_per_s, color: color("allow") },
+    { values: h.review_per_s, color: color("review") },
     { values: h.block_per_s, color: color("block") },
   ]);
+  const percent = (values) => values.map((r) => (r === null ? null : 100 * r));
+  const listedShare = h.listed_per_s.map((n, i) => {
+    const all = h.allow_per_s[i] + h.review_per_s[i] + h.block_per_s[i];
+    return all > 0 ? n / all : null;
+  });
+  lineChart(document.getElementById("chart-levers"), h.t, span, [
+    { values: percent(listedShare), color: color("listed") },
+    { values: percent(h.late_rate), color: color("late") },
+  ], (v, decimals) => `${axisNumber(v, decimals)}%`);
   lineChart(document.getElementById("chart-block-rate"), h.t, span, [
-    { values: h.block_rate.map((r) => (r === null ? null : 100 * r)), color: color("block") },
+    { values: percent(h.block_rate), color: color("block") },
   ], (v, decimals) => `${axisNumber(v, decimals)}%`);
   // Seconds once the slowest point passes 2 s, so the axis reads "2.5 s" rather than "2,500 ms".
   const inSeconds = Math.max(0, ...h.p99_ms.filter((v) => v !== null)) >= 2000;

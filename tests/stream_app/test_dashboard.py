@@ -54,9 +54,34 @@ def test_rates_are_over_the_last_ten_seconds(metrics: ScorerMetrics) -> None:
         "name": "momoguard-fraud",
         "version": "7",
         "threshold": 0.42,
+        "review_threshold": None,
         "loaded_at": 1_700_000_000.0,
         "reloads": {"loaded": 0, "unreachable": 0, "unusable": 0},
     }
+
+
+def test_review_list_decisions_and_the_late_share(metrics: ScorerMetrics) -> None:
+    metrics.set_model("momoguard-fraud", "8", 0.42, 1_700_000_000.0, review_threshold=0.05)
+    clock = Clock()
+    view = view_of(metrics, clock)
+    view.sample()
+    clock.now = 10.0
+    metrics.scored.labels("allow").inc(700)
+    metrics.scored.labels("review").inc(200)
+    metrics.scored.labels("block").inc(100)  # 40 of them by a block entry
+    metrics.list_decisions.labels("block").inc(40)
+    metrics.list_decisions.labels("allow").inc(10)
+    metrics.late.inc(50)
+    view.sample()
+    data = view.data()
+    now = data["now"]
+    assert now["review_per_s"] == pytest.approx(20) and now["block_per_s"] == pytest.approx(10)
+    assert now["block_rate"] == pytest.approx(0.1), "of every verdict, reviewed ones included"
+    assert now["listed_per_s"] == pytest.approx(5)
+    assert now["late_rate"] == pytest.approx(0.05)
+    assert data["totals"]["listed"] == {"block": 40, "review": 0, "allow": 10} and data["totals"]["late"] == 50
+    assert data["model"]["review_threshold"] == 0.05
+    assert {"review_per_s", "listed_per_s", "late_rate"} <= set(data["history"])
 
 
 def test_dead_letters_lag_and_latency(metrics: ScorerMetrics) -> None:
