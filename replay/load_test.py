@@ -208,6 +208,12 @@ def print_summary(summary: ReplayReport, path: Path) -> None:
         f"{pct(summary.precision)}, recall {pct(summary.recall)}, "
         f"fraud-amount recall {pct(summary.fraud_amount_recall)}"
     )
+    d = summary.decisions
+    out.print(
+        f"decisions: allow {d.get('allow', 0):,}  review {d.get('review', 0):,}  block {d.get('block', 0):,};  "
+        f"fraud reviewed or blocked {pct(summary.recall_with_review)};  by lists {summary.decided_by_list:,};  "
+        f"late {summary.late:,}"
+    )
     out.print(f"model versions: {summary.model_versions}")
     source = summary.input
     if "skipped" in source:

@@ -118,7 +118,14 @@ class VerdictReader(threading.Thread):
                     now = time.time()
                     verdict = orjson.loads(value)
                     self.received.append(
-                        Received(verdict["tx_id"], now, verdict["decision"], str(verdict["model_version"]))
+                        Received(
+                            verdict["tx_id"],
+                            now,
+                            verdict["decision"],
+                            str(verdict["model_version"]),
+                            bool(verdict.get("late", False)),
+                            str(verdict.get("decided_by", "model")),
+                        )
                     )
         finally:
             self.consumer.close()

@@ -1,4 +1,8 @@
-"""Join what a replay sent with the verdicts that came back, and sum it up: counts, latency, confusion."""
+"""Join what a replay sent with the verdicts that came back, and sum it up: counts, latency, confusion.
+
+The confusion counts `block` as the positive answer; `review` (a step-up check, when the scorer's review tier is
+on) is counted apart, in `decisions` and `recall_with_review` (fraud reviewed or blocked).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ class Received:
     received_at: float
     decision: str
     model_version: str
+    late: bool = False  # made after event time + the scorer's deadline
+    decided_by: str = "model"  # or "list": an entry of the desk's lists
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class ReplayReport:
     recall: float | None
     fraud_amount_recall: float | None
     model_versions: dict[str, int]
+    decisions: dict[str, int] = field(default_factory=dict)  # first verdicts by decision: allow, review, block
+    recall_with_review: float | None = None  # labelled fraud reviewed or blocked
+    decided_by_list: int = 0  # first verdicts a list entry decided
+    late: int = 0  # first verdicts marked late
     # Where the transactions came from: a data file's read report (rows read, skipped) or the generator's seed.
     input: dict[str, Any] = field(default_factory=dict)
 
@@ -122,7 +132,7 @@ def build_report(
         first[verdict.tx_id] = verdict
 
     latencies_ms = [(v.received_at - by_id[t].sent_at) * 1000.0 for t, v in first.items()]
-    tp = fp = tn = fn = 0
+    tp = fp = tn = fn = reviewed_fraud = 0
     fraud_amount = blocked_fraud_amount = 0.0
     for tx_id, verdict in first.items():
         tx = by_id[tx_id]
@@ -134,12 +144,15 @@ def build_report(
                 blocked_fraud_amount += tx.amount
             else:
                 fn += 1
+                reviewed_fraud += verdict.decision == "review"
         elif tx.is_fraud is not None:
             fp += blocked
             tn += not blocked
     versions: dict[str, int] = {}
+    decisions = dict.fromkeys(("allow", "review", "block"), 0)
     for verdict in first.values():
         versions[verdict.model_version] = versions.get(verdict.model_version, 0) + 1
+        decisions[verdict.decision] = decisions.get(verdict.decision, 0) + 1
     span = _span(sent, first.values())
     return ReplayReport(
         sent=len(by_id),
@@ -160,6 +173,10 @@ def build_report(
         recall=_ratio(tp, tp + fn),
         fraud_amount_recall=_ratio(blocked_fraud_amount, fraud_amount),
         model_versions=dict(sorted(versions.items())),
+        decisions=decisions,
+        recall_with_review=_ratio(tp + reviewed_fraud, tp + fn),
+        decided_by_list=sum(v.decided_by == "list" for v in first.values()),
+        late=sum(v.late for v in first.values()),
     )
 
 

@@ -42,6 +42,10 @@ def test_a_small_replay_through_the_real_scorer(scorer_env: ScorerEnv, scorer: S
     assert report["sent"] == 3000 and report["missing"] == 0 and report["duplicates"] == 0
     assert sum(report["confusion"].values()) == report["sent"], "every transaction is labelled and answered"
     assert report["model_versions"] == {"1": 3000}
+    decisions = report["decisions"]
+    assert sum(decisions.values()) == 3000 and decisions["review"] == 0, "review tier off: block/allow only"
+    assert decisions["block"] == report["confusion"]["tp"] + report["confusion"]["fp"]
+    assert report["decided_by_list"] == 0 and 0 <= report["late"] <= 3000
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
     assert report["offered_rate_tps"] == 1500
     # Paced: never faster than offered. How close it gets depends on the machine's load, so that is only recorded.

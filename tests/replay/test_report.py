@@ -56,6 +56,28 @@ def test_report_joins_on_tx_id() -> None:
     assert report.offered_rate_tps == 100.0 and report.achieved_rate_tps == pytest.approx(100.0)
 
 
+def test_report_counts_review_list_and_late_verdicts() -> None:
+    sent = [
+        Sent("a", 1.0, 1, 100.0),  # fraud, reviewed: a miss for the confusion, caught with review
+        Sent("b", 1.0, 1, 100.0),  # fraud, blocked by a list entry
+        Sent("c", 1.0, 1, 100.0),  # fraud, allowed
+        Sent("d", 1.0, 0, 100.0),  # genuine, reviewed, late
+    ]
+    received = [
+        Received("a", 1.1, "review", "1"),
+        Received("b", 1.1, "block", "1", decided_by="list"),
+        Received("c", 1.1, "allow", "1"),
+        Received("d", 2.0, "review", "1", late=True),
+        Received("d", 2.5, "allow", "1"),  # a duplicate: only the first verdict counts
+    ]
+    report = build_report(sent, received, offered_rate_tps=None, send_seconds=1.0)
+    assert report.decisions == {"allow": 1, "review": 2, "block": 1}
+    assert report.confusion == Confusion(tp=1, fp=0, tn=1, fn=2), "review is not block"
+    assert report.recall == pytest.approx(1 / 3) and report.recall_with_review == pytest.approx(2 / 3)
+    assert (report.decided_by_list, report.late) == (1, 1)
+    assert report.to_json()["decisions"] == {"allow": 1, "review": 2, "block": 1}
+
+
 def test_report_without_labels_or_verdicts() -> None:
     report = build_report([Sent("x", 1.0, None, 5.0)], [], offered_rate_tps=None, send_seconds=0.0)
     assert report.missing == 1 and report.precision is None and report.recall is None
