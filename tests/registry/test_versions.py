@@ -44,6 +44,18 @@ def test_check_version_says_what_is_wrong(
     assert "\n" not in str(error.value)
 
 
+def test_a_review_threshold_must_be_a_number_below_the_block_threshold() -> None:
+    assert registry.check_review_threshold("m", None, 0.5) is None
+    assert registry.check_review_threshold("m", "", 0.5) is None, "an empty tag: no review threshold"
+    assert registry.check_review_threshold("m", "0.125", 0.5) == 0.125
+    for bad, says in (("0.5", "not below the block threshold"), ("nan", "not a finite"), (0, "not a finite"),
+                      ("often", "not a number")):  # fmt: skip
+        with pytest.raises(ModelUnusableError, match=says):
+            registry.check_review_threshold("m version 9", bad, 0.5)
+        with pytest.raises(ModelUnusableError, match=says):
+            registry.check_version("m version 9", 0.5, "pre_settlement", PRE, review_threshold=bad)
+
+
 @pytest.mark.parametrize("threshold", ["1", "0.5", 1e-9, 0.173])
 def test_check_version_passes_a_good_version(threshold: str | float) -> None:
     assert registry.check_version("m", threshold, "pre_settlement", PRE) == (float(threshold), "pre_settlement")

@@ -90,3 +90,23 @@ def test_promotion_rule() -> None:
     less_money = rule(0.9999, 0.9999, challenger_recall=0.88)
     assert not less_money.promote and "fraud-amount recall" in less_money.reason
     assert rule(0.9999, 0.9999, challenger_recall=0.895).promote
+
+
+def test_review_policies_pick_a_review_threshold_below_the_block_threshold() -> None:
+    from training.quality import choose_review_threshold, review_band
+
+    block = 0.85  # blocks the top two (both fraud): recall 2/3
+    # min_recall 0.9: the third fraud (0.6) must be reviewed, the highest cut that does so lies in (0.3, 0.6).
+    review = choose_review_threshold(LABELS, SCORES, block, "min_recall", 0.9)
+    assert review is not None and 0.3 < review < 0.6
+    band = review_band(LABELS, SCORES, block, review)
+    assert (band.review_rate, band.recall_with_review, band.review_precision) == (pytest.approx(2 / 6), 1.0, 0.5)
+    assert choose_review_threshold(LABELS, SCORES, block, "min_recall", 0.5) is None, "blocking alone reaches it"
+    # max_review_rate: the lowest cut sending at most a third of all transactions to review is the same one.
+    assert choose_review_threshold(LABELS, SCORES, block, "max_review_rate", 0.34) == review
+    assert choose_review_threshold(LABELS, SCORES, block, "max_review_rate", 0.1) is None, "no cut is that small"
+    assert choose_review_threshold(LABELS, SCORES, block, "none", 0.9) is None
+    with pytest.raises(TrainingError, match="unknown review policy"):
+        choose_review_threshold(LABELS, SCORES, block, "most", 0.9)
+    with pytest.raises(DataError):
+        choose_review_threshold(np.zeros(6), SCORES, block, "min_recall", 0.9)
