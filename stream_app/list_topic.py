@@ -21,7 +21,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from core.errors import BrokerError, MomoGuardError
 from core.settings import Settings
-from kafka_ops import topics
 from kafka_ops.clients import librdkafka_config
 from schemas.lists import ListEntry
 from stream_app.lists import ListTable, Malformed, parse_list_record
@@ -170,14 +169,22 @@ def read_entries(settings: Settings, timeout: float = 15.0) -> ListTable:
     return reader.table
 
 
-def _producer(settings: Settings) -> Producer:
-    if settings.topic_lists not in topics.list_topics(settings):
+def _producer(settings: Settings, timeout: float) -> Producer:
+    # One record, acks=all, no idempotence: a retried duplicate of an entry is the same entry (and saves the
+    # producer-id round trip). The topic is checked on the producer's own connection.
+    config = {**librdkafka_config(settings), "acks": "all", "linger.ms": 0, "allow.auto.create.topics": False}
+    producer = Producer({**config, "log_level": 0})
+    try:
+        found = producer.list_topics(settings.topic_lists, timeout=timeout).topics.get(settings.topic_lists)
+    except KafkaException as error:
+        raise BrokerError(f"Kafka at {settings.kafka_bootstrap} did not answer: {error.args[0]}") from None
+    if found is None or found.error is not None:
         raise BrokerError(f"topic {settings.topic_lists!r} does not exist: run `momoguard topics create`")
-    return Producer({**librdkafka_config(settings), "acks": "all", "enable.idempotence": True, "log_level": 0})
+    return producer
 
 
 def _write(settings: Settings, key: str, value: bytes | None, timeout: float = 15.0) -> None:
-    producer = _producer(settings)
+    producer = _producer(settings, timeout)
     failure: list[str] = []
 
     def delivered(error: KafkaError | None, _message: Message) -> None:

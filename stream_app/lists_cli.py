@@ -100,11 +100,11 @@ def add(
     ] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who adds it (default: your user name).")] = None,
 ) -> None:
-    """Add (or replace) the account's entry; every worker applies it within about a second."""
+    """Add the account's entry (replacing the one it has); every worker applies it within about a second."""
     from pydantic import ValidationError
 
     from schemas.lists import ListEntry
-    from stream_app.list_topic import read_entries, write_entry
+    from stream_app.list_topic import write_entry
 
     settings = Settings()
     action = chosen_action(block, allow, review)
@@ -126,11 +126,10 @@ def add(
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(f"--{first['loc'][0]}".replace("_", "-") + f": {first['msg']}") from None
-    previous = read_entries(settings).entries.get(account)
+    # Written at once (an entry replaces the account's previous one): reading the lists first to name the entry
+    # replaced would delay every change by a read of the whole topic.
     write_entry(settings, entry)
     console.print(describe(entry), soft_wrap=True, highlight=False)
-    if previous is not None:
-        console.print(f"replaces: {describe(previous.entry)}", soft_wrap=True, highlight=False)
 
 
 @lists_app.command("remove", short_help="Remove an account's entry.")

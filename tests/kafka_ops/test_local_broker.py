@@ -61,20 +61,27 @@ def test_thousand_keyed_transactions_round_trip_in_order_per_key(
     assert len({p for ps in partitions_of.values() for p in ps}) > 1, "keys spread over partitions"
 
 
-def test_topics_are_created_idempotently_with_configured_partitions(kafka_bootstrap: str) -> None:
+def test_topics_are_created_idempotently_with_configured_partitions(
+    kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
     settings = Settings(
         kafka_bootstrap=kafka_bootstrap,
         topic_transactions="tx-idem",
         topic_verdicts="v-idem",
         topic_dlq="tx-idem.dlq",
+        topic_lists="lists-idem",
         transactions_partitions=4,
         verdicts_partitions=3,
     )
     topics.create_topics(settings)
     second = topics.create_topics(settings)
-    assert set(second.values()) == {"exists"}
+    assert set(second.values()) == {"exists"}, "the lists topic was made compacted"
     found = topics.list_topics(settings)
-    assert (found["tx-idem"], found["v-idem"], found["tx-idem.dlq"]) == (4, 3, 1)
+    assert (found["tx-idem"], found["v-idem"], found["tx-idem.dlq"], found["lists-idem"]) == (4, 3, 1, 1)
+    # An existing lists topic that is not compacted is reported, not changed behind the operator's back.
+    plain = topic_factory("lists-plain")
+    said = topics.create_topics(settings.model_copy(update={"topic_lists": plain}))[plain]
+    assert said == "exists (but cleanup.policy=delete, expected compact: set it with kafka-configs.sh --alter)"
 
 
 def _our_broker_processes(config_file: Path) -> list[int]:

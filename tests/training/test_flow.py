@@ -58,6 +58,11 @@ def test_first_promoted_worse_rejected_rollback_restores(
         dst_path=str(tmp_path / "card"),
     )).read_text()  # fmt: skip
     assert "`post_settlement`" in card and "pre_settlement` (this model)" in card and "best_f1" in card
+    # The review threshold the default policy (min_recall 0.95) chose on validation travels with the version.
+    review = first.evaluation.review_threshold
+    assert champion.review_threshold == (None if review is None else pytest.approx(review))
+    assert review is None or review < champion.threshold
+    assert ("Review threshold: none" in card) if review is None else (f"Review threshold {review:.6f}" in card)
 
     # The champion's test metrics, recomputed from the registered model, match what the flow reported.
     test = windowed.filter(pl.Series(split_by_step(windowed, 0.15, 0.2).test.mask))
