@@ -19,13 +19,13 @@ from registry import LoadedModel
 from stream_app import bulk
 from stream_app.agents import score_fetches
 from stream_app.dashboard import register_dashboard
+from stream_app.decisions import DecisionPolicy
 from stream_app.delivery import Deliverer
 from stream_app.faust_monitor import MonitorWithoutMessageStats
 from stream_app.list_topic import ListReader
 from stream_app.lists import ListTable
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor
-from stream_app.scoring import DecisionPolicy
 from stream_app.state import ScorerState, scorer_for
 from stream_app.upkeep import check_for_new_champion, check_output_topics, refresh_lag, refresh_lists
 from stream_app.views import register_views

@@ -1,28 +1,23 @@
 """Validated transactions -> features -> scores and reasons -> decisions -> verdict bytes, for one micro-batch.
 
-How a score becomes a decision (docs/SCORER.md, "Decisions"): `block` when score >= the version's block
-threshold; with the review tier on, `review` when score >= its review threshold; else `allow`. A list entry in
-force for the sender or the recipient overrides that (stream_app/lists.py has the precedence). A verdict made
-later than the transaction's event time + the deadline is still written, marked `late`.
+The decisions (thresholds, review tier, the desk's lists, the deadline) are stream_app/decisions.py's.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from core.settings import Settings
 from registry import LoadedModel
 from schemas.features import build_features
 from schemas.frame import columns_from_transactions
 from schemas.transaction import Transaction
-from schemas.verdict import ListHit, Reason, Verdict, verdict_bytes
-from stream_app.lists import ListTable
-from stream_app.reasons import ReasonCatalog, load_catalog, reason_code
+from schemas.verdict import Reason, Verdict, verdict_bytes
+from stream_app.decisions import DecisionPolicy, decide
+from stream_app.reasons import load_catalog, reason_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +52,6 @@ class Scored:
             np.concatenate([part.reviewed for part in parts]),
             np.concatenate([part.late for part in parts]),
             listed,
-        )
-
-
-@dataclass(frozen=True)
-class DecisionPolicy:
-    """What turns scores into decisions besides the version's block threshold: the fraud desk's levers."""
-
-    review_tier: bool = False  # give `review` between the version's review and block thresholds
-    deadline_s: float = math.inf  # a verdict made later than event time + this is marked late
-    lists: ListTable | None = None  # entries that override the model
-    catalog: ReasonCatalog | None = None  # the reason texts (English when None)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, lists: ListTable | None = None) -> DecisionPolicy:
-        return cls(
-            review_tier=settings.review_tier,
-            deadline_s=settings.verdict_deadline_ms / 1000.0,
-            lists=lists,
-            catalog=load_catalog(settings.reason_language, settings.reason_catalog_dir),
         )
 
 
@@ -126,46 +102,9 @@ class Scorer:
         booster = self.model.booster
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
         scored_at = now or datetime.now(UTC)
-        at = scored_at.timestamp()
         model, review = self.model, self.review_threshold
-        blocked = scores >= model.threshold
-        reviewed = (scores >= review) & ~blocked if review is not None else np.zeros(len(scores), dtype=bool)
-        late = self._late(transactions, at, started_at)
-        decisions = np.where(blocked, "block", np.where(reviewed, "review", "allow")).tolist()
-        hits = self.policy.lists.matches(transactions, at) if self.policy.lists is not None else []
+        decided = decide(transactions, scores, model.threshold, review, self.policy, scored_at.timestamp(), started_at)
         reasons = self._reasons(features, scores)
-        rows = zip(transactions, decisions, scores.tolist(), reasons, late.tolist(), strict=True)
-        if not hits:  # the usual batch: the model decides every transaction
-            verdicts = [
-                verdict_bytes(
-                    Verdict(
-                        tx.tx_id,
-                        decision,
-                        score,
-                        model.threshold,
-                        model.name,
-                        model.version,
-                        scored_at,
-                        why,
-                        tx.event_time,
-                        review,
-                        "model",
-                        None,
-                        is_late,
-                    )
-                )
-                for tx, decision, score, why, is_late in rows
-            ]
-            return Scored(verdicts, scores, blocked, reviewed, late)
-        entries: list[ListHit | None] = [None] * len(transactions)
-        listed: dict[str, int] = {}
-        for i, hit in hits:
-            entries[i] = hit
-            decisions[i] = hit.action
-            blocked[i] = hit.action == "block"
-            reviewed[i] = hit.action == "review"
-            listed[hit.action] = listed.get(hit.action, 0) + 1
-        rows = zip(transactions, decisions, scores.tolist(), reasons, late.tolist(), strict=True)
         verdicts = [
             verdict_bytes(
                 Verdict(
@@ -184,22 +123,17 @@ class Scorer:
                     is_late,
                 )
             )
-            for (tx, decision, score, why, is_late), entry in zip(rows, entries, strict=True)
-        ]
-        return Scored(verdicts, scores, blocked, reviewed, late, listed)
-
-    def _late(self, transactions: Sequence[Transaction], at: float, started_at: np.ndarray | None) -> np.ndarray:
-        deadline = self.policy.deadline_s
-        if math.isinf(deadline):
-            return np.zeros(len(transactions), dtype=bool)
-        if started_at is None:
-            started_at = np.fromiter(
-                (tx.event_time.timestamp() if tx.event_time else math.nan for tx in transactions),
-                dtype=np.float64,
-                count=len(transactions),
+            for tx, decision, score, why, is_late, entry in zip(
+                transactions,
+                decided.decisions,
+                scores.tolist(),
+                reasons,
+                decided.late.tolist(),
+                decided.entries,
+                strict=True,
             )
-        with np.errstate(invalid="ignore"):
-            return np.asarray(at - started_at > deadline)  # no start time (NaN): never late
+        ]
+        return Scored(verdicts, scores, decided.blocked, decided.reviewed, decided.late, decided.listed)
 
     def _reasons(self, features: np.ndarray, scores: np.ndarray) -> list[list[Reason]]:
         # Exact SHAP values cost far more than the prediction itself, so only verdicts that may matter

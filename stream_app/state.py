@@ -14,11 +14,12 @@ from faust.types import TP
 from core.settings import Settings
 from registry import LoadedModel
 from stream_app import bulk
+from stream_app.decisions import DecisionPolicy
 from stream_app.delivery import Deliverer
 from stream_app.list_topic import ListReader
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor
-from stream_app.scoring import DecisionPolicy, Scorer
+from stream_app.scoring import Scorer
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from schemas.features import feature_names
 from schemas.lists import ListEntry
 from schemas.transaction import Transaction
 from schemas.verdict import parse_verdict
+from stream_app.decisions import DecisionPolicy
 from stream_app.lists import ListTable
 from stream_app.reasons import load_catalog
-from stream_app.scoring import DecisionPolicy, Scorer
+from stream_app.scoring import Scorer
 from tests.support.models import sample_rows, train_booster
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
