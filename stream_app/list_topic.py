@@ -88,7 +88,11 @@ class ListReader:
         try:
             pending = self._assign(consumer)
             while not self._stopping.is_set():
-                for message in consumer.consume(500, timeout=_POLL_S):
+                # poll() returns as soon as a record is there (consume(n, timeout) would wait for n records or
+                # the whole timeout); what else has arrived by then is taken at once.
+                first = consumer.poll(_POLL_S)
+                arrived = [] if first is None else [first, *consumer.consume(500, timeout=0)]
+                for message in arrived:
                     error = message.error()
                     if error is None:
                         self._apply(message)
