@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 from pydantic import ValidationError
 
@@ -26,7 +27,7 @@ from schemas.lists import ListEntry
 from schemas.transaction import Transaction
 from schemas.verdict import ListAction, ListHit
 
-ACTIONS: tuple[ListAction, ...] = ("block", "review", "allow")
+ACTIONS: tuple[ListAction, ...] = get_args(ListAction)
 # Stricter actions rank higher: where two entries meet in one transaction, the higher one decides.
 RANK: dict[str, int] = {"allow": 0, "review": 1, "block": 2}
 

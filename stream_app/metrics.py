@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import get_args
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from schemas.verdict import Decision, ListAction
 
 # Latency buckets from 1 ms to 10 s: the target is a p99 under 50 ms.
 _LATENCY_BUCKETS = (
@@ -30,8 +33,8 @@ _LATENCY_BUCKETS = (
     10,
 )
 RELOAD_OUTCOMES = ("loaded", "unreachable", "unusable")
-DECISIONS = ("block", "review", "allow")
-LIST_ACTIONS = ("block", "review", "allow")
+DECISIONS: tuple[str, ...] = get_args(Decision)
+LIST_ACTIONS: tuple[str, ...] = get_args(ListAction)
 # What became of each record of the lists topic: an entry put in place, a tombstone applied, or ignored.
 LIST_RECORD_OUTCOMES = ("applied", "removed", "malformed")
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
