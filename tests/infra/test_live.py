@@ -129,7 +129,10 @@ def test_prometheus_scrapes_the_scorer_during_a_replay(
     assert model["metric"]["model_version"] == "1" and model["metric"]["model_name"] == s.model_name
     by_decision = {r["metric"]["decision"]: float(r["value"][1]) for r in prometheus.query(
         "sum by (decision) (momoguard_transactions_scored_total)")}  # fmt: skip
-    assert set(by_decision) == {"allow", "block"} and by_decision["allow"] > 0
+    assert set(by_decision) == {"allow", "review", "block"} and by_decision["allow"] > 0
+    assert by_decision["review"] == 0, "the review tier is off by default"
+    (late,) = prometheus.query("sum(momoguard_late_verdicts_total)")
+    assert 0 <= float(late["value"][1]) <= sent
 
     # The built-in dashboard's quantile agrees with Prometheus's histogram_quantile on the same buckets.
     with urllib.request.urlopen(f"{scorer_env.web}/metrics", timeout=5) as response:
