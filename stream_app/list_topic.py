@@ -39,8 +39,11 @@ class ListsUnavailableError(MomoGuardError):
 class ListReader:
     """Reads the lists topic into `table` from its beginning, then follows it, until `stop`."""
 
-    def __init__(self, settings: Settings, table: ListTable, metrics: ScorerMetrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, table: ListTable, metrics: ScorerMetrics | None = None, announce: bool = True
+    ) -> None:
         self.settings = settings
+        self.announce = announce  # log the entries read at start (a worker does; `momoguard lists` does not)
         self.topic = settings.topic_lists
         self.table = table
         self.metrics = metrics
@@ -101,7 +104,12 @@ class ListReader:
                     else:
                         self._failed(f"reading {self.topic}: {error.str()}")
                 if not pending and not self._loaded.is_set():
-                    log.info("lists: %d entries read from %s", len(self.table), self.topic)
+                    log.log(
+                        logging.INFO if self.announce else logging.DEBUG,
+                        "lists: %d entries read from %s",
+                        len(self.table),
+                        self.topic,
+                    )
                     self._loaded.set()
         except Exception as error:  # never take the worker down: it scores on with the entries it has
             self._failed(f"the lists reader stopped: {type(error).__name__}: {error}")
@@ -144,7 +152,7 @@ class ListReader:
             account = (message.key() or b"").decode()
             removed = self.table.remove(account)
             self._count("removed")
-            if removed is not None:
+            if removed is not None and self.announce:
                 log.info("lists: %s removed (was %s)", account, removed.entry.action)
         else:
             self.table.put(parsed)
@@ -165,7 +173,7 @@ class ListReader:
 
 def read_entries(settings: Settings, timeout: float = 15.0) -> ListTable:
     """Every entry of the lists topic, read once to its end (for `momoguard lists`)."""
-    reader = ListReader(settings, ListTable()).start()
+    reader = ListReader(settings, ListTable(), announce=False).start()
     try:
         reader.wait_loaded(timeout)
     finally:

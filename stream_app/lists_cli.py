@@ -178,4 +178,9 @@ def show(
         ]
         for e in entries
     ]
-    print_table(console, columns, rows, title=f"{len(entries)} entries on {settings.topic_lists}")
+    print_table(
+        console,
+        columns,
+        rows,
+        title=f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'} on {settings.topic_lists}",
+    )
