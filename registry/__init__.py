@@ -5,7 +5,9 @@ its failures are in `registry.errors`.
 """
 
 from registry.versions import (
+    CHALLENGER,
     CHAMPION,
+    TAG_CHALLENGER_SINCE,
     TAG_FEATURE_SET,
     TAG_METRIC_PREFIX,
     TAG_PREVIOUS,
@@ -15,10 +17,13 @@ from registry.versions import (
     LoadedModel,
     Registration,
     VersionRow,
+    challenger,
+    challenger_version,
     champion,
     champion_version,
     check_reachable,
     check_version,
+    clear_challenger,
     client,
     experiment_id,
     fallback_versions,
@@ -26,6 +31,7 @@ from registry.versions import (
     list_versions,
     load_champion,
     load_version,
+    make_challenger,
     make_champion,
     register,
     rollback,
@@ -34,7 +40,9 @@ from registry.versions import (
 )
 
 __all__ = [
+    "CHALLENGER",
     "CHAMPION",
+    "TAG_CHALLENGER_SINCE",
     "TAG_FEATURE_SET",
     "TAG_METRIC_PREFIX",
     "TAG_PREVIOUS",
@@ -44,10 +52,13 @@ __all__ = [
     "LoadedModel",
     "Registration",
     "VersionRow",
+    "challenger",
+    "challenger_version",
     "champion",
     "champion_version",
     "check_reachable",
     "check_version",
+    "clear_challenger",
     "client",
     "experiment_id",
     "fallback_versions",
@@ -55,6 +66,7 @@ __all__ = [
     "list_versions",
     "load_champion",
     "load_version",
+    "make_challenger",
     "make_champion",
     "register",
     "rollback",

@@ -17,21 +17,23 @@ from schemas.verdict import Reason, Verdict, verdict_bytes
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """One batch's outcome: the verdicts as wire bytes, and what the metrics need."""
+    """One batch's outcome: the verdicts as wire bytes, what the metrics need, and the feature matrix scored."""
 
     verdicts: list[bytes]
     scores: np.ndarray
     blocked: np.ndarray
+    features: np.ndarray  # one row per verdict: what the scored-transaction log keeps (stream_app/scored_log.py)
 
     @classmethod
     def join(cls, parts: Sequence[Scored]) -> Scored:
         """Several outcomes as one, in order (the one-by-one fallback of a batch that failed to score)."""
         if not parts:
-            return cls([], np.empty(0), np.empty(0, dtype=bool))
+            return cls([], np.empty(0), np.empty(0, dtype=bool), np.empty((0, 0)))
         return cls(
             [v for part in parts for v in part.verdicts],
             np.concatenate([part.scores for part in parts]),
             np.concatenate([part.blocked for part in parts]),
+            np.concatenate([part.features for part in parts]),
         )
 
 
@@ -55,7 +57,7 @@ class Scorer:
     def score(self, transactions: Sequence[Transaction], now: datetime | None = None) -> Scored:
         """Score a batch through the shared feature function; one verdict per transaction, in order."""
         if not transactions:
-            return Scored([], np.empty(0), np.empty(0, dtype=bool))
+            return Scored([], np.empty(0), np.empty(0, dtype=bool), np.empty((0, len(self.model.feature_names))))
         features = build_features(columns_from_transactions(transactions), self.model.feature_set)
         booster = self.model.booster
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
@@ -79,7 +81,7 @@ class Scorer:
             )
             for tx, score, block, why in zip(transactions, scores.tolist(), blocked.tolist(), reasons, strict=True)
         ]
-        return Scored(verdicts, scores, blocked)
+        return Scored(verdicts, scores, blocked, features)
 
     def _reasons(self, features: np.ndarray, scores: np.ndarray) -> list[list[Reason]]:
         # Exact SHAP values cost far more than the prediction itself, so only verdicts that may matter

@@ -14,6 +14,7 @@ from faust.types import TP
 from core.settings import Settings
 from registry import LoadedModel
 from stream_app import bulk
+from stream_app.closed_loop import ClosedLoop
 from stream_app.delivery import Deliverer
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor
@@ -42,6 +43,7 @@ class ScorerState:
     missing_topics: set[str] = field(default_factory=set)
     stop_deadline: float | None = None  # monotonic time by which a stopping worker must have exited
     route: bulk.BulkRoute | None = None  # the bulk path of `transactions` (stream_app/bulk.py)
+    closed_loop: ClosedLoop | None = None  # shadow challenger, scored log, drift (stream_app/closed_loop.py)
 
     @property
     def version(self) -> str:
@@ -51,6 +53,8 @@ class ScorerState:
         """Swap the model. Called on the event loop, where no batch is ever half-scored (`process` is sync)."""
         self.processor.swap(scorer_for(model, self.settings))
         self.metrics.set_model(model.name, model.version, model.threshold, time.time())
+        if self.closed_loop is not None:
+            self.closed_loop.champion_changed(model)
 
     def health(self, now: float | None = None) -> dict[str, Any]:
         """Alive, stalled (work waits and nothing moved for `stall_timeout_s`) or crashed, with the evidence."""
