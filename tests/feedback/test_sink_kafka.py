@@ -1,4 +1,4 @@
-"""The scored-transaction log on the real broker: a real scorer writes the records,; the sink keeps them."""
+"""The scored-transaction log on the real broker: a real scorer writes the records, `momoguard log-sink` keeps them."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ REQUIRED_ALERTS = {
     "MomoGuardModelStale",
     "MomoGuardScorerStalled",
     "MomoGuardOutputTopicMissing",
+    "MomoGuardDriftHigh",
 }
 
 
