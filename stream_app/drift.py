@@ -42,12 +42,15 @@ class DriftMonitor:
         self._grid = np.empty((0, 1))
         self._counts = np.zeros((SLICES, 0, 1), dtype=np.int64)
         self._slice_of = np.full(SLICES, -1, dtype=np.int64)  # which absolute slice each ring position holds
+        self.latest: dict[str, float] = {}  # the last refresh's PSI per input (the built-in dashboard shows it)
+        self.window_transactions = 0
 
     def use(self, reference: DriftReference | None) -> None:
         """Watch against this reference from now on (None: a champion without one, nothing is watched)."""
         self.reference = reference
         self.metrics.drift_psi.clear()
         self.metrics.drift_window.set(0)
+        self.latest, self.window_transactions = {}, 0
         if reference is None:
             self._names = []
             return
@@ -77,8 +80,10 @@ class DriftMonitor:
         window = self._counts[live].sum(axis=0)
         transactions = int(window[0].sum()) if len(window) else 0
         self.metrics.drift_window.set(transactions)
+        self.window_transactions = transactions
         if transactions < self.min_transactions:
             self.metrics.drift_psi.clear()
+            self.latest = {}
             return {}
         values = {
             name: psi(expected, window[i])
@@ -87,7 +92,19 @@ class DriftMonitor:
         for name, value in values.items():
             if math.isfinite(value):
                 self.metrics.drift_psi.labels(name).set(value)
+        self.latest = values
         return values
+
+    def view(self) -> dict[str, object]:
+        """What the built-in dashboard shows: the window's size and its inputs' PSI, highest first."""
+        ranked = sorted(((n, v) for n, v in self.latest.items() if math.isfinite(v)), key=lambda item: -item[1])
+        return {
+            "watched": self.reference is not None,
+            "window_s": self.window_s,
+            "window_transactions": self.window_transactions,
+            "min_transactions": self.min_transactions,
+            "psi": dict(ranked),
+        }
 
     def _position(self, absolute: int) -> int:
         at = absolute % SLICES

@@ -33,6 +33,8 @@ class Shadow:
         self.scorer: Scorer | None = None
         self.refused: dict[str, tuple[str | None, str | None]] = {}  # unusable challengers' tags, said once
         self._last_error_logged = 0.0
+        self.shadowed = 0  # transactions the current challenger scored, and how many it decided as the champion
+        self.agreed = 0
 
     @property
     def version(self) -> str | None:
@@ -41,9 +43,18 @@ class Shadow:
     def use(self, scorer: Scorer | None) -> None:
         """Shadow with this challenger from the next batch on (None: stop shadowing)."""
         self.scorer = scorer
+        self.shadowed = self.agreed = 0
         self.metrics.shadow_model_info.clear()
         if scorer is not None:
             self.metrics.shadow_model_info.labels(scorer.model.name, scorer.version).set(1)
+
+    def view(self) -> dict[str, object]:
+        """What the built-in dashboard shows: the challenger, and how often it agreed with the champion."""
+        return {
+            "version": self.version,
+            "shadowed": self.shadowed,
+            "agreement": self.agreed / self.shadowed if self.shadowed else None,
+        }
 
     def score(self, batch: ScoredBatch) -> tuple[list[Record], ShadowColumns | None]:
         """The challenger's verdicts for the batch (to the shadow topic) and its columns for the scored log."""
@@ -76,6 +87,8 @@ class Shadow:
         champion_only = int(np.count_nonzero(champion)) - both
         challenger_only = int(np.count_nonzero(challenger)) - both
         neither = len(champion) - both - champion_only - challenger_only
+        self.shadowed += len(champion)
+        self.agreed += both + neither
         decisions = self.metrics.shadow_decisions
         decisions.labels("block", "block").inc(both)
         decisions.labels("block", "allow").inc(champion_only)

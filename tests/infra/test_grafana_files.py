@@ -29,6 +29,8 @@ REQUIRED = {
     "Consumer lag by partition": "momoguard_consumer_lag",
     "Model": "momoguard_model_info",
     "Score distribution": "momoguard_score_bucket",
+    "Drift (PSI against the training data)": "momoguard_drift_psi",
+    "Shadow challenger": "momoguard_shadow_decisions_total",
 }
 
 
