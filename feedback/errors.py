@@ -9,3 +9,8 @@ class LabelInputError(ConfigError):
 
 class NotEnoughLabelsError(DataError):
     """The log holds too few labelled frauds to train on (or to judge a challenger by)."""
+
+
+class LogWriteError(DataError):
+    """The sink cannot write a part to the log folder (unwritable, full); nothing read since the last part is
+    committed, so a restart reads it again."""

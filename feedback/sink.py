@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from core.settings import Settings
+from feedback.errors import LogWriteError
 from feedback.labels import label_table
 from feedback.store import LABELS, REJECTED, SCORED, LogStore
 from kafka_ops.clients import librdkafka_config
@@ -101,7 +102,20 @@ class LogSink:
         self.consumer: ConsumerLike = (consumer_factory or Consumer)(config)  # type: ignore[assignment]
 
     def run(self, stopping: threading.Event) -> SinkStats:
-        """Sink until `stopping` is set; then write what is buffered, commit, and close."""
+        """Sink until `stopping` is set; then write what is buffered, commit, and close.
+
+        LogWriteError (one line) when a part cannot be written: the offsets of its rows are not committed.
+        """
+        try:
+            return self._run(stopping)
+        except OSError as error:
+            raise LogWriteError(
+                f"cannot write the log in {self.store.root}: {error.strerror or error} ({error.filename or ''}); "
+                "nothing since the last part was committed, so the next start reads it again"
+            ) from None
+
+    def _run(self, stopping: threading.Event) -> SinkStats:
+        self.store.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.store.remove_partials():
             log.warning("removed %s, a part left half-written by a crash (its rows are read again)", leftover)
         self.consumer.subscribe([self.settings.topic_scored, self.settings.topic_labels], on_revoke=self._on_revoke)

@@ -1,4 +1,4 @@
-"""`momoguard label` as analysts run it: one label or a CSV to the labels topic; bad input is one line, nothing sent."""
+"""`momoguard label` and `log-sink` as analysts and operators run them: bad input is one line, nothing sent."""
 
 from __future__ import annotations
 
@@ -68,3 +68,13 @@ def test_one_label_goes_to_the_labels_topic_and_an_unknown_tx_id_is_kept_and_nam
     assert len(got.raw) == 1 and got.keys == [b"never-seen"]
     label = parse_label(got.raw[0])
     assert (label.tx_id, label.is_fraud, label.source, label.note) == ("never-seen", False, "customer_report", "refund")
+
+
+def test_the_sink_refuses_a_log_folder_it_cannot_use_in_one_line(tmp_path: Path) -> None:
+    env = {"MOMOGUARD_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    said = one_error(run_momoguard("log-sink", "--log-dir", "s3://bucket/log", env=env))
+    assert "expected a local path or a file:// URL" in said
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder\n")
+    said = one_error(run_momoguard("log-sink", "--log-dir", str(taken / "log"), env=env))
+    assert f"cannot write the log in {taken / 'log'}" in said and "the next start reads it again" in said
