@@ -87,7 +87,9 @@ def test_unreadable_records_on_the_scored_and_labels_topics_are_kept_aside_and_t
     produce(s.kafka_bootstrap, s.topic_transactions, messages(txs))
     until(lambda: logged_rows(scorer_env) == 500, "the good transactions in the log", timeout=120)
     store = LogStore(s.feedback_dir)
-    until(lambda: store.parts(REJECTED), "the rejected records written", timeout=60)
+    until(
+        lambda: store.parts(REJECTED) and pl.read_parquet(store.parts(REJECTED)).height == 3, "3 kept aside", timeout=60
+    )
     assert sink.proc.poll() is None, "a bad record is never fatal"
     assert sink.stop() == 0, sink.log_tail()
     rejected = pl.read_parquet(store.parts(REJECTED))

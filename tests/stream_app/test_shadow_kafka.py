@@ -102,6 +102,15 @@ def test_a_challenger_set_mid_traffic_shadows_every_later_transaction_once_and_c
         assert all(flags[first:]), f"partition {partition}: a transaction after the switch was not shadowed"
     assert any(tx_id not in shadow for tx_id in verdicts), "the challenger was set while transactions flowed"
 
+    # Cleared: the scorer stops shadowing from its next poll, and later traffic gets no shadow verdicts.
+    done = run_momoguard("models", "challenger", "--clear", env=scorer_env.env)
+    assert done.returncode == 0 and "no challenger now (was 2)" in done.stdout, done.stderr
+    until(lambda: scorer_metric(web, "momoguard_shadow_model_info", model_version="2") == 0, "shadowing stops")
+    late = phases(1, 500, 10, "cleared")[0]
+    produce(s.kafka_bootstrap, s.topic_transactions, messages(late))
+    assert len(by_id(collect(s.kafka_bootstrap, s.topic_verdicts, expect=5_500))) == 5_500
+    assert len(collect(s.kafka_bootstrap, s.topic_shadow, expect=len(got.values)).values) == len(got.values)
+
     # Label 200 shadowed rows (fraud and genuine) and one unshadowed, then compare against a hand count.
     shadowed_txs = [tx for tx in txs if str(tx["tx_id"]) in shadow]
     frauds = [str(tx["tx_id"]) for tx in shadowed_txs if tx["isFraud"] == 1][:60]
@@ -112,10 +121,10 @@ def test_a_challenger_set_mid_traffic_shadows_every_later_transaction_once_and_c
     done = run_momoguard("label", "--csv", str(labels), env=scorer_env.env)
     assert done.returncode == 0, done.stderr
     until(lambda: read_labels(s.feedback_dir).height == 201, "the labels logged", timeout=60)
-    until(lambda: read_scored(s.feedback_dir, ["score"]).height == 5_000, "the traffic logged", timeout=60)
+    until(lambda: read_scored(s.feedback_dir, ["score"]).height == 5_500, "the traffic logged", timeout=60)
     assert sink.stop() == 0 and scorer.stop() == 0
 
-    done = run_momoguard("models", "compare", "--json", env=scorer_env.env)
+    done = run_momoguard("models", "compare", "--challenger", "2", "--json", env=scorer_env.env)  # cleared since
     assert done.returncode == 0, done.stderr
     live = orjson.loads(done.stdout)
     amounts = {str(tx["tx_id"]): float(tx["amount"]) for tx in txs}  # type: ignore[arg-type]
