@@ -13,6 +13,7 @@ COPY schemas ./schemas
 COPY kafka_ops ./kafka_ops
 COPY paysim ./paysim
 COPY registry ./registry
+COPY feedback ./feedback
 COPY training ./training
 COPY stream_app ./stream_app
 COPY replay ./replay

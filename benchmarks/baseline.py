@@ -1,8 +1,8 @@
 """The benchmark's baseline: the simplest fast scorer, a plain confluent-kafka consume -> score -> produce loop.
 
-Same parse, feature function, model, verdict bytes and delivery guarantee (verdicts acknowledged before the
-offsets are committed) as the Faust agent; only the streaming framework differs. Not for production: no
-hot reload, no web endpoints, no rebalance handling beyond librdkafka's own.
+Same parse, feature function, model, verdict bytes, scored-transaction log records and delivery guarantee
+(verdicts acknowledged before the offsets are committed) as the Faust agent; only the streaming framework
+differs. Not for production: no hot reload, no web endpoints, no rebalance handling beyond librdkafka's own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Producer
 from core.settings import Settings
 from kafka_ops.clients import librdkafka_config
 from registry import load_champion
+from stream_app.closed_loop import ClosedLoop
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Incoming
 from stream_app.scoring import Scorer
@@ -32,12 +33,14 @@ CONSUME_TIMEOUT_S = 0.02
 def run(settings: Settings) -> int:
     """Score until SIGTERM/SIGINT; returns how many transactions it answered."""
     model = load_champion(settings)
+    metrics = ScorerMetrics()
     processor = BatchProcessor(
         Scorer(model, settings.reasons_per_verdict, settings.explain_min_score),
-        ScorerMetrics(),
+        metrics,
         settings.topic_verdicts,
         settings.topic_dlq,
         settings.max_message_bytes,
+        follow=ClosedLoop(settings, metrics, model).follow,  # the log records and drift counts, as the agent
     )
     consumer = Consumer(
         {

@@ -32,6 +32,7 @@ from benchmarks.harness import (
     verdict_timestamps,
     wait_until,
 )
+from benchmarks.shadow import ShadowCost, shadow_cost
 from core.errors import MomoGuardError
 from core.machine import describe_machine
 from core.settings import PROJECT_ROOT, Settings
@@ -83,6 +84,7 @@ class BenchResult:
     duplicates: dict[str, DuplicateRun]  # "graceful_takeover", "sigkill"
     model_us_per_row: dict[str, float]  # "batch_1", "batch_1000"
     generator_seconds_kaggle_size: float | None
+    shadow: ShadowCost
     settings: dict[str, int]
 
     @property
@@ -94,7 +96,12 @@ class BenchResult:
         return self.faust_tps_2_workers / self.baseline_tps if self.baseline_tps else None
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "ratio_2_workers": self.ratio_2_workers}
+        return {
+            **asdict(self),
+            "ratio": self.ratio,
+            "ratio_2_workers": self.ratio_2_workers,
+            "shadow_ratio": self.shadow.ratio,
+        }
 
 
 def latency_at(
@@ -190,7 +197,10 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         "graceful_takeover": graceful_takeover(settings, short, log_dir),
         "sigkill": crash_and_restart(settings, short, log_dir),
     }
-    log.info("bench: (e) model alone")
+    log.info("bench: (e) the cost of shadow scoring: one worker without and with a challenger")
+    serve = [sys.executable, "-m", "momoguard", "serve"]
+    shadow = shadow_cost(settings, drain, lambda own, rows_, name: drain_rate(own, rows_, serve, name, log_dir))
+    log.info("bench: (f) model alone")
     model = model_alone(settings, frame)
     generator = None if skip_generator else generator_seconds(log_dir)
     return BenchResult(
@@ -207,6 +217,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         duplicates=duplicates,
         model_us_per_row=model,
         generator_seconds_kaggle_size=generator,
+        shadow=shadow,
         settings={
             "max_batch": settings.max_batch,
             "max_fetch_bytes": settings.max_fetch_bytes,
@@ -228,6 +239,12 @@ def record(result: BenchResult, command: str) -> None:
         f"{model['batch_1']:.1f} / {model['batch_1000']:.2f} | "
         f"{_maybe(result.generator_seconds_kaggle_size)} | `{command}` |"
     )
+    shadow = result.shadow
+    shadow_row = (
+        f"| {result.date[:16]} | {result.rows:,} | {shadow.champion_only_tps:,.0f} | {shadow.with_challenger_tps:,.0f} "
+        f"| {_maybe(shadow.ratio, 2)} | {result.load_average_before:.1f} / {result.load_average_after:.1f} "
+        f"| `{command}` |"
+    )
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
     marker = "<!-- bulk bench rows -->"
     if marker not in text:
@@ -239,6 +256,18 @@ def record(result: BenchResult, command: str) -> None:
             "| model µs/row (batch 1 / 1000) | generator s (Kaggle size) | command |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + marker + "\n"
         )
+    shadow_marker = "<!-- shadow bench rows -->"
+    if shadow_marker not in text:
+        text += (
+            "\n## The cost of shadow scoring (`make bench`, part e)\n\n"
+            "One Faust worker drains the same backlog twice against a registry of the bench's own: the champion "
+            "alone, then with the same booster as `challenger` (every batch scored twice, the challenger's "
+            "verdicts written to the shadow topic). Both runs write the scored-transaction records. Ratio: with "
+            "/ without.\n\n"
+            "| date (UTC) | rows | champion only tx/s | with challenger tx/s | ratio | load avg (before / after) "
+            "| command |\n|---|---|---|---|---|---|---|\n" + shadow_marker + "\n"
+        )
+    text = text.replace(shadow_marker, shadow_row + "\n" + shadow_marker)
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text.replace(marker, row + "\n" + marker))
 

@@ -33,26 +33,28 @@ class BenchTopics:
     transactions: str
     verdicts: str
     dlq: str
+    scored: str  # the closed loop's: the scored-transaction records, the challenger's verdicts
+    shadow: str
+
+    def all(self) -> list[str]:
+        return [self.transactions, self.verdicts, self.dlq, self.scored, self.shadow]
 
 
 @contextmanager
 def bench_topics(settings: Settings, name: str) -> Iterator[BenchTopics]:
     """Fresh topics for one part of the bench, deleted afterwards."""
     run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    topics = BenchTopics(f"{run}-transactions", f"{run}-verdicts", f"{run}-dlq")
+    topics = BenchTopics(*(f"{run}-{kind}" for kind in ("transactions", "verdicts", "dlq", "scored", "shadow")))
     admin = AdminClient({**librdkafka_config(settings), "log_level": 0})
     futures = admin.create_topics(
-        [
-            NewTopic(t, num_partitions=PARTITIONS if t != topics.dlq else 1, replication_factor=1)
-            for t in (topics.transactions, topics.verdicts, topics.dlq)
-        ]
+        [NewTopic(t, num_partitions=PARTITIONS if t != topics.dlq else 1, replication_factor=1) for t in topics.all()]
     )
     for future in futures.values():
         future.result(30)
     try:
         yield topics
     finally:
-        for future in admin.delete_topics([topics.transactions, topics.verdicts, topics.dlq]).values():
+        for future in admin.delete_topics(topics.all()).values():
             try:
                 future.result(30)
             except Exception as error:  # a leftover topic is untidy, not a failed benchmark
@@ -65,6 +67,10 @@ def scorer_env(settings: Settings, topics: BenchTopics, group: str, web_port: in
         "MOMOGUARD_TOPIC_TRANSACTIONS": topics.transactions,
         "MOMOGUARD_TOPIC_VERDICTS": topics.verdicts,
         "MOMOGUARD_TOPIC_DLQ": topics.dlq,
+        "MOMOGUARD_TOPIC_SCORED": topics.scored,
+        "MOMOGUARD_TOPIC_SHADOW": topics.shadow,
+        "MOMOGUARD_SCORED_PARTITIONS": str(PARTITIONS),
+        "MOMOGUARD_SHADOW_PARTITIONS": str(PARTITIONS),
         "MOMOGUARD_TRANSACTIONS_PARTITIONS": str(PARTITIONS),
         "MOMOGUARD_VERDICTS_PARTITIONS": str(PARTITIONS),
         "MOMOGUARD_CONSUMER_GROUP": group,

@@ -178,6 +178,51 @@ class Settings(BaseSettings):
         500, ge=1, le=3_600_000, description="A verdict made later than event time + this is marked late (ms)."
     )
 
+    # --- Closed loop: the scored-transaction log, labels, the shadow challenger, drift ---------------
+    topic_scored: str = Field(
+        "transactions.scored", description="Topic of scored transactions (features, score, decision) for the log sink."
+    )
+    topic_labels: str = Field("labels", description="Topic of labels: analysts', chargebacks', customer reports.")
+    topic_shadow: str = Field("verdicts.shadow", description="Topic of the challenger's verdicts (never acted on).")
+    scored_partitions: int = Field(4, ge=1, description="Partitions of the scored-transactions topic.")
+    labels_partitions: int = Field(1, ge=1, description="Partitions of the labels topic.")
+    shadow_partitions: int = Field(8, ge=1, description="Partitions of the shadow verdicts topic.")
+    scored_log: bool = Field(True, description="The scorer produces every scored transaction to the scored topic.")
+    log_dir: str = Field(
+        "",
+        description="Folder of the scored-transaction log and the labels: a local path or file:// URL "
+        "(default: feedback/ in the run folder).",
+    )
+    log_sink_group: str = Field("momoguard-log-sink", description="Consumer group of `momoguard log-sink`.")
+    log_roll_bytes: int = Field(
+        64 * 1_048_576,
+        ge=65_536,
+        le=4096 * 1_048_576,
+        description="The sink closes its files once this many bytes of rows are buffered (its memory bound).",
+    )
+    log_roll_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="... or once its oldest buffered row waited this long (s)."
+    )
+    label_delay_s: float = Field(
+        7 * 86_400.0,
+        ge=0,
+        description="Training from the log leaves out rows scored more recently than this (s); older unlabelled "
+        "rows count as genuine.",
+    )
+    log_min_frauds: int = Field(
+        50, ge=1, description="Labelled frauds the log needs before the scheduled flow trains on it."
+    )
+    promotion_requires_shadow: bool = Field(
+        False, description="New versions become challenger first; champion only after a live-shadow result."
+    )
+    shadow_min_frauds: int = Field(
+        20, ge=1, description="Labelled frauds the challenger must have shadowed before the live gate decides."
+    )
+    drift_window_s: float = Field(3600.0, gt=0, le=7 * 86_400, description="Rolling window of the scorer's PSI (s).")
+    drift_min_transactions: int = Field(
+        1000, ge=1, description="Transactions the window needs before a PSI is exported."
+    )
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str) -> str:
@@ -194,6 +239,14 @@ class Settings(BaseSettings):
             re.compile(value)
         except re.error as error:
             raise ValueError(f"not a regular expression: {error}") from None
+        return value
+
+    @field_validator("log_dir")
+    @classmethod
+    def _log_dir_is_local(cls, value: str) -> str:
+        scheme, sep, _ = value.partition("://")
+        if sep and scheme not in ("file", "local"):
+            raise ValueError(f"expected a local path or a file:// URL, got {value!r} (scheme {scheme!r})")
         return value
 
     @model_validator(mode="after")
@@ -232,6 +285,19 @@ class Settings(BaseSettings):
     def artifact_location(self) -> str:
         """Where a default local registry keeps its artifacts."""
         return (self.run_dir / "mlartifacts").resolve().as_uri()
+
+    @property
+    def feedback_dir(self) -> Path:
+        """The folder of the scored-transaction log and the labels (a file:// URL's path, or the run folder's)."""
+        if not self.log_dir:
+            return (self.run_dir / "feedback").resolve()
+        scheme, sep, rest = self.log_dir.partition("://")
+        path = rest if sep else self.log_dir
+        if sep and scheme == "file":
+            from urllib.parse import unquote, urlparse
+
+            path = unquote(urlparse(self.log_dir).path)
+        return Path(path).expanduser().resolve()
 
     def public_dump(self) -> dict[str, Any]:
         """The settings with secrets masked, safe to log or print."""

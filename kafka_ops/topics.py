@@ -36,6 +36,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_verdicts, settings.verdicts_partitions),
         TopicSpec(settings.topic_dlq, settings.dlq_partitions),
         TopicSpec(settings.topic_lists, 1, LISTS_CONFIG),
+        # The closed loop (docs/FEEDBACK.md): scored transactions for the log sink, labels, the challenger's verdicts.
+        TopicSpec(settings.topic_scored, settings.scored_partitions),
+        TopicSpec(settings.topic_labels, settings.labels_partitions),
+        TopicSpec(settings.topic_shadow, settings.shadow_partitions),
     ]
 
 

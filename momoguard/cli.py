@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from benchmarks import cli as bench_cli
 from core.errors import MomoGuardError
+from feedback import cli as feedback_cli
 from kafka_ops import cli as kafka_cli
 from paysim import cli as replay_cli
 from replay import load_test
@@ -40,6 +41,8 @@ app.add_typer(lists_cli.lists_app, name="lists", short_help="Block, allow or rev
 app.command("generate", short_help="Generate a PaySim month; check fidelity.")(replay_cli.generate)
 app.command("replay", short_help="Load test: publish, measure the verdicts.")(load_test.replay)
 app.command("bench", short_help="Benchmark scorer, latency, model, generator.")(bench_cli.bench)
+app.command("log-sink", short_help="Write scored transactions, labels to Parquet.")(feedback_cli.log_sink)
+app.command("label", short_help="Label transactions fraud or genuine.")(feedback_cli.label)
 
 
 @app.command("demo", short_help="Broker, model, scorer and a replay: the demo.")

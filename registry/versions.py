@@ -51,6 +51,7 @@ import numpy as np
 import polars as pl
 
 from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryError, RegistryUnreachableError
+from schemas.drift import DriftReference
 from schemas.features import FEATURE_SETS, build_features, feature_names
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+# The version the scorer shadows: scored on every batch beside the champion, its verdicts never acted on.
+CHALLENGER = "challenger"
+TAG_CHALLENGER_SINCE = "momoguard.challenger_since"
 TAG_THRESHOLD = "momoguard.threshold"
 TAG_REVIEW_THRESHOLD = "momoguard.review_threshold"
 TAG_FEATURE_SET = "momoguard.feature_set"
@@ -86,6 +90,7 @@ class LoadedModel:
     booster: lgb.Booster
     feature_names: list[str]
     review_threshold: float | None = None  # review when review_threshold <= score < threshold (tier on)
+    reference: DriftReference | None = None  # the train window's histograms, for the scorer's PSI
 
     def score(self, frame: pl.DataFrame) -> np.ndarray:
         """Fraud probabilities for a PaySim frame."""
@@ -173,14 +178,29 @@ def _threshold(where: str, what: str, tag: str, given: Any) -> float:
 
 def champion(settings: Settings) -> ModelVersion | None:
     """The version behind the `champion` alias, with its tags; None when there is no champion (or no model yet)."""
+    return _by_alias(settings, CHAMPION)
+
+
+def challenger(settings: Settings) -> ModelVersion | None:
+    """The version behind the `challenger` alias, with its tags; None when none is set. One cheap call, for polling."""
+    return _by_alias(settings, CHALLENGER)
+
+
+def challenger_version(settings: Settings) -> str | None:
+    """The version behind the `challenger` alias, or None."""
+    found = challenger(settings)
+    return None if found is None else str(found.version)
+
+
+def _by_alias(settings: Settings, alias: str) -> ModelVersion | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+        return client(settings).get_model_version_by_alias(settings.model_name, alias)
     except Exception as error:  # MLflow wraps store failures in many types; all but "not found" mean unreachable
         if isinstance(error, MlflowException) and _is_not_found(error):
             return None
-        raise RegistryUnreachableError(f"cannot read the champion alias: {_first_line(error)}") from error
+        raise RegistryUnreachableError(f"cannot read the {alias} alias: {_first_line(error)}") from error
 
 
 def champion_version(settings: Settings) -> str | None:
@@ -262,8 +282,24 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
         feature_set,
         booster,
         names,
-        check_review_threshold(where, review, threshold),
+        review_threshold=check_review_threshold(where, review, threshold),
+        reference=_drift_reference(metadata.get("drift_reference"), where, names),
     )
+
+
+def _drift_reference(stored: Any, where: str, names: list[str]) -> DriftReference | None:
+    """The version's drift reference; None (drift not watched, scoring unaffected) when it has none or a bad one."""
+    if stored is None:
+        return None
+    try:
+        reference = DriftReference.from_dict(stored)
+    except ValueError as error:
+        logger.warning("%s: its drift reference is unusable (%s); drift is not watched for it", where, error)
+        return None
+    if list(reference.inputs[:-1]) != names:
+        logger.warning("%s: its drift reference names other features; drift is not watched for it", where)
+        return None
+    return reference
 
 
 def _download(settings: Settings, found: ModelVersion, into: Path, where: str) -> Path:
@@ -366,6 +402,7 @@ def register(
     example: np.ndarray,
     artifacts: list[Path],
     tags: dict[str, str],
+    drift_reference: DriftReference | None = None,
 ) -> Registration:
     """Log a run (params, metrics, artifacts, LightGBM model with signature) and register it as a candidate.
 
@@ -403,6 +440,7 @@ def register(
                     "feature_set": feature_set,
                     "feature_names": names,
                     **({} if review_threshold is None else {"review_threshold": review_threshold}),
+                    **({"drift_reference": drift_reference.to_dict()} if drift_reference is not None else {}),
                 },
                 pip_requirements=[f"lightgbm=={lgb.__version__}"],
             )
@@ -465,8 +503,52 @@ def make_champion(settings: Settings, version: str, reason: str) -> str | None:
     c.set_model_version_tag(settings.model_name, found.version, TAG_STATUS, "champion")
     c.set_model_version_tag(settings.model_name, found.version, TAG_REASON, reason)
     c.set_registered_model_alias(settings.model_name, CHAMPION, found.version)
+    if challenger_version(settings) == str(found.version):  # a champion shadows nothing: it is what is scored
+        c.delete_registered_model_alias(settings.model_name, CHALLENGER)
     logger.info("%s version %s is champion (was %s): %s", settings.model_name, found.version, previous, reason)
     return previous
+
+
+def make_challenger(settings: Settings, version: str, reason: str) -> str | None:
+    """Point `challenger` at `version` (the scorer shadows it from its next poll); returns the previous challenger.
+
+    The version must pass `check_version` and must not be the champion. It is tagged with status `challenger`,
+    the reason and when it started (`momoguard.challenger_since`, UTC); a challenger it replaces goes back to
+    `candidate`.
+    """
+    from datetime import UTC, datetime
+
+    found = get_version(settings, version)
+    number = str(found.version)
+    _check_loads(settings, number, "cannot shadow with")
+    if champion_version(settings) == number:
+        raise RegistryError(f"{settings.model_name} version {number} is the champion: it cannot be its own challenger")
+    previous = challenger_version(settings)
+    if previous == number:
+        return previous
+    c = client(settings)
+    if previous is not None:
+        c.set_model_version_tag(settings.model_name, previous, TAG_STATUS, "candidate")
+    c.set_model_version_tag(settings.model_name, number, TAG_STATUS, "challenger")
+    c.set_model_version_tag(settings.model_name, number, TAG_REASON, reason)
+    c.set_model_version_tag(settings.model_name, number, TAG_CHALLENGER_SINCE, datetime.now(UTC).isoformat())
+    c.set_registered_model_alias(settings.model_name, CHALLENGER, number)
+    logger.info("%s version %s is challenger (was %s): %s", settings.model_name, number, previous, reason)
+    return previous
+
+
+def clear_challenger(settings: Settings, status: str = "candidate", reason: str | None = None) -> str | None:
+    """Remove the `challenger` alias (the scorer stops shadowing at its next poll); returns the version it named."""
+    current = challenger_version(settings)
+    if current is None:
+        return None
+    c = client(settings)
+    c.delete_registered_model_alias(settings.model_name, CHALLENGER)
+    c.set_model_version_tag(settings.model_name, current, TAG_STATUS, status)
+    if reason:
+        c.set_model_version_tag(settings.model_name, current, TAG_REASON, reason)
+    logger.info("%s version %s is no longer challenger (%s)", settings.model_name, current, reason or status)
+    return current
 
 
 def rollback(settings: Settings) -> tuple[str, str]:

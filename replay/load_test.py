@@ -47,6 +47,13 @@ def load_source(data: Path | None, rows: int | None, seed: int, report: ReadRepo
     return frame.head(wanted)
 
 
+def shifted(frame: pl.DataFrame, factor: float) -> pl.DataFrame:
+    """The same transactions with every amount multiplied by `factor`: what drift looks like to the scorer."""
+    import polars as pl
+
+    return frame.with_columns(pl.col("amount") * factor)
+
+
 def replay(
     data: Annotated[
         Path | None,
@@ -60,6 +67,15 @@ def replay(
     ] = None,
     wait: Annotated[float, typer.Option(min=1, help="Seconds to wait for missing verdicts after sending.")] = 60.0,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the generated data.")] = 0,
+    shift_amount: Annotated[
+        float | None,
+        typer.Option(
+            "--shift-amount",
+            min=0.0001,
+            help="Multiply every amount by this (balances unchanged): a drifted month, for the drift alert.",
+            show_default=False,
+        ),
+    ] = None,
     max_skipped: Annotated[
         int | None,
         typer.Option("--max-skipped", min=0, help="Malformed rows --data may hold before the exit code is 1."),
@@ -88,10 +104,14 @@ def replay(
     check_broker(settings)  # fail in seconds, before reading or generating data
     read = ReadReport(data) if data is not None else None
     frame = load_source(data, rows, seed, read)
+    if shift_amount is not None:
+        frame = shifted(frame, shift_amount)
     pace = Pace(rate=rate if rate else (None if max_rate or speedup else 1000.0), speedup=speedup)
     result = run_replay(settings, frame, pace, wait)
     summary = result.report
     summary.input = read.to_dict() if read is not None else {"generated": frame.height, "seed": seed}
+    if shift_amount is not None:
+        summary.input["amount_shift"] = shift_amount
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = report or PROJECT_ROOT / "reports" / f"replay-{stamp}.json"
     write_outputs(result, path)

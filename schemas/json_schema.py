@@ -6,21 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+from schemas.label import Label
 from schemas.lists import ListEntry
 from schemas.transaction import ALIASES, EARLIEST_EVENT_TIME, LATEST_EVENT_TIME, Transaction
 from schemas.verdict import VERDICT
 
 SCHEMA_DIR = Path(__file__).resolve().parent
-WIRE_FORMATS = ("transaction", "verdict", "list_entry")
+WIRE_FORMATS = ("transaction", "verdict", "list_entry", "label")
 
 
 def schema_of(name: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a message on the wire: what the scorer reads, or what it writes."""
+    """The JSON Schema (draft 2020-12) of a message on the wire: what the scorer reads, what it writes, a list
+    entry (what `momoguard lists` publishes), or a label (what analysts and chargeback systems publish)."""
     if name == "transaction":
         schema = Transaction.model_json_schema(mode="validation")
         _with_paysim_names(schema)
     elif name == "list_entry":
         schema = ListEntry.model_json_schema(mode="validation")
+    elif name == "label":
+        schema = Label.model_json_schema(mode="validation")
     else:
         schema = VERDICT.json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

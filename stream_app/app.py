@@ -18,6 +18,7 @@ from kafka_ops.clients import client_config, librdkafka_config
 from registry import LoadedModel
 from stream_app import bulk
 from stream_app.agents import score_fetches
+from stream_app.closed_loop import ClosedLoop
 from stream_app.dashboard import register_dashboard
 from stream_app.decisions import DecisionPolicy
 from stream_app.delivery import Deliverer
@@ -27,15 +28,28 @@ from stream_app.lists import ListTable
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor
 from stream_app.state import ScorerState, scorer_for
-from stream_app.upkeep import check_for_new_champion, check_output_topics, refresh_lag, refresh_lists
+from stream_app.upkeep import (
+    check_for_challenger,
+    check_for_new_champion,
+    check_output_topics,
+    refresh_drift,
+    refresh_lag,
+    refresh_lists,
+)
 from stream_app.views import register_views
 
 
-def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> tuple[faust.App, ScorerState]:
-    """A Faust app scoring with `model` until the reload timer finds a new champion."""
+def build_app(
+    settings: Settings, model: LoadedModel, worker_index: int = 0, challenger: LoadedModel | None = None
+) -> tuple[faust.App, ScorerState]:
+    """A Faust app scoring with `model` until the reload timer finds a new champion (shadowed by `challenger`)."""
     metrics = ScorerMetrics()
     lists = ListTable()  # filled and followed by state.lists, started by the worker before it scores
-    scorer = scorer_for(model, settings, DecisionPolicy.from_settings(settings, lists))
+    policy = DecisionPolicy.from_settings(settings, lists)  # the champion's and the challenger's
+    scorer = scorer_for(model, settings, policy)
+    closed_loop = ClosedLoop(settings, metrics, model)
+    if challenger is not None:
+        closed_loop.shadow.use(scorer_for(challenger, settings, policy))
     processor = BatchProcessor(
         scorer,
         metrics,
@@ -43,11 +57,12 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
         dlq_topic=settings.topic_dlq,
         max_bytes=settings.max_message_bytes,
         dlq_max_bytes=settings.dlq_max_bytes,
+        follow=closed_loop.follow,
     )
     deliverer = Deliverer(
         librdkafka_config(settings), metrics, rescue=processor.undeliverable, attempts=settings.produce_attempts
     )
-    state = ScorerState(settings, processor, metrics, deliverer)
+    state = ScorerState(settings, processor, metrics, deliverer, closed_loop=closed_loop)
     state.lists = ListReader(settings, lists, metrics)
     metrics.set_model(model.name, model.version, model.threshold, time.time(), scorer.review_threshold)
 
@@ -103,6 +118,14 @@ def build_app(settings: Settings, model: LoadedModel, worker_index: int = 0) -> 
     @app.timer(interval=settings.reload_interval_s)
     async def reload_champion() -> None:
         await check_for_new_champion(state)
+
+    @app.timer(interval=settings.reload_interval_s)
+    async def reload_challenger() -> None:
+        await check_for_challenger(state)
+
+    @app.timer(interval=5.0)
+    async def drift_gauges() -> None:
+        refresh_drift(state)
 
     register_views(app, state)
     register_dashboard(app, state)

@@ -290,6 +290,9 @@ def register_dashboard(app: faust.App, state: ScorerState) -> None:
                 "topic": state.settings.topic_transactions,
                 "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()),
             }
+            if state.closed_loop is not None:  # drift against the champion's training data, the challenger
+                body["drift"] = state.closed_loop.drift.view()
+                body["shadow"] = state.closed_loop.shadow.view()
             return self.json(body, headers={"Cache-Control": "no-store"})
 
     @app.page("/dashboard/static/{name}")

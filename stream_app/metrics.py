@@ -37,6 +37,7 @@ DECISIONS: tuple[str, ...] = get_args(Decision)
 LIST_ACTIONS: tuple[str, ...] = get_args(ListAction)
 # What became of each record of the lists topic: an entry put in place, a tombstone applied, or ignored.
 LIST_RECORD_OUTCOMES = ("applied", "removed", "malformed")
+CLOSED_LOOP_STEPS = ("shadow", "log", "drift")
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 # Score buckets: most genuine transactions score below 0.001 and the champion's threshold is often below 0.2, so the
 # low end gets decades (to see drift and where the threshold cuts) before steps of 0.05 and the confident top.
@@ -199,6 +200,53 @@ class ScorerMetrics:
         self.lists_updated = Gauge(
             "momoguard_lists_updated_timestamp_seconds", "When this worker last applied a lists record.", registry=r
         )
+        # --- the closed loop (docs/FEEDBACK.md): the scored-transaction log, the shadow challenger, drift -------
+        self.scored_log_records = Counter(
+            "momoguard_scored_log_records",
+            "Scored transactions produced to the scored topic, for the log sink.",
+            registry=r,
+        )
+        self.closed_loop_errors = Counter(
+            "momoguard_closed_loop_errors",
+            "Batches whose shadow scoring, log record or drift count failed (the champion's verdicts are unaffected).",
+            ["step"],
+            registry=r,
+        )
+        self.shadow_model_info = Gauge(
+            "momoguard_shadow_model_info",
+            "The challenger version shadowing the champion (value 1; absent with no challenger).",
+            ["model_name", "model_version"],
+            registry=r,
+        )
+        self.shadow_decisions = Counter(
+            "momoguard_shadow_decisions",
+            "Transactions scored by both models, by the champion's and the challenger's decision.",
+            ["champion", "challenger"],
+            registry=r,
+        )
+        self.shadow_score = BulkHistogram(
+            "momoguard_shadow_score", "Distribution of the challenger's fraud scores.", _SCORE_BUCKETS, r
+        )
+        self.shadow_reloads = Counter(
+            "momoguard_shadow_reloads", "Challenger loads, by outcome.", ["outcome"], registry=r
+        )
+        self.drift_psi = Gauge(
+            "momoguard_drift_psi",
+            "Population stability index of each feature and of the score over the drift window, against the "
+            "champion's training reference.",
+            ["input"],
+            registry=r,
+        )
+        self.drift_window = Gauge(
+            "momoguard_drift_window_transactions", "Transactions in the drift window.", registry=r
+        )
+        for champion_decision in DECISIONS:
+            for challenger_decision in DECISIONS:
+                self.shadow_decisions.labels(champion_decision, challenger_decision)
+        for step in CLOSED_LOOP_STEPS:
+            self.closed_loop_errors.labels(step)
+        for outcome in RELOAD_OUTCOMES:
+            self.shadow_reloads.labels(outcome)
         for decision in DECISIONS:
             self.scored.labels(decision)
         for action in LIST_ACTIONS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +69,24 @@ class BatchOutcome:
     scored: int = 0
     invalid: int = 0
     model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """A batch the champion scored, as what follows the scoring sees it (stream_app/closed_loop.py): the shadow
+    challenger, the scored-transaction log, drift. `event_times`: each transaction's event_time, or its Kafka
+    timestamp, in seconds."""
+
+    transactions: list[Transaction]
+    sources: list[Incoming]
+    scored: Scored
+    scorer: Scorer
+    event_times: np.ndarray
+
+
+# What follows the scoring of a batch: more records to produce with the batch's verdicts (acknowledged before its
+# offsets are committed, like them).
+Follower = Callable[[ScoredBatch], list["Record"]]
 
 
 def headers_size(headers: Headers | None) -> int:
@@ -150,8 +168,10 @@ class BatchProcessor:
         dlq_topic: str,
         max_bytes: int,
         dlq_max_bytes: int = 65_536,
+        follow: Follower | None = None,
     ) -> None:
         self.scorer = scorer
+        self.follow = follow
         self.metrics = metrics
         self.verdicts_topic = verdicts_topic
         self.dlq_topic = dlq_topic
@@ -185,6 +205,10 @@ class BatchProcessor:
             self.metrics.score.observe_many(scored.scores)
             outcome.started_at = started_at
             outcome.scored = len(valid)
+            if self.follow is not None:
+                outcome.records.extend(
+                    self.follow(ScoredBatch(valid, sources, scored, self.scorer, outcome.started_at))
+                )
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         return outcome

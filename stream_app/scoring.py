@@ -22,19 +22,20 @@ from stream_app.reasons import load_catalog, reason_code
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """One batch's outcome: the verdicts as wire bytes, and what the metrics need."""
+    """One batch's outcome: the verdicts as wire bytes, what the metrics need, and the feature matrix scored."""
 
     verdicts: list[bytes]
     scores: np.ndarray
     blocked: np.ndarray  # decision `block` (by the model or a list)
     reviewed: np.ndarray  # decision `review`
     late: np.ndarray  # made after event time + deadline
+    features: np.ndarray  # one row per verdict: what the scored-transaction log keeps (stream_app/scored_log.py)
     listed: dict[str, int] = field(default_factory=dict)  # decisions made by a list entry, by action
 
     @classmethod
-    def empty(cls) -> Scored:
+    def empty(cls, n_features: int = 0) -> Scored:
         nothing = np.empty(0, dtype=bool)
-        return cls([], np.empty(0), nothing, nothing, nothing)
+        return cls([], np.empty(0), nothing, nothing, nothing, np.empty((0, n_features)))
 
     @classmethod
     def join(cls, parts: Sequence[Scored]) -> Scored:
@@ -51,6 +52,7 @@ class Scored:
             np.concatenate([part.blocked for part in parts]),
             np.concatenate([part.reviewed for part in parts]),
             np.concatenate([part.late for part in parts]),
+            np.concatenate([part.features for part in parts]),
             listed,
         )
 
@@ -97,7 +99,7 @@ class Scorer:
         its event time, or its Kafka timestamp (the pipeline's choice); without it, the event time.
         """
         if not transactions:
-            return Scored.empty()
+            return Scored.empty(len(self.model.feature_names))
         features = build_features(columns_from_transactions(transactions), self.model.feature_set)
         booster = self.model.booster
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
@@ -133,7 +135,7 @@ class Scorer:
                 strict=True,
             )
         ]
-        return Scored(verdicts, scores, decided.blocked, decided.reviewed, decided.late, decided.listed)
+        return Scored(verdicts, scores, decided.blocked, decided.reviewed, decided.late, features, decided.listed)
 
     def _reasons(self, features: np.ndarray, scores: np.ndarray) -> list[list[Reason]]:
         # Exact SHAP values cost far more than the prediction itself, so only verdicts that may matter

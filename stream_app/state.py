@@ -14,6 +14,7 @@ from faust.types import TP
 from core.settings import Settings
 from registry import LoadedModel
 from stream_app import bulk
+from stream_app.closed_loop import ClosedLoop
 from stream_app.decisions import DecisionPolicy
 from stream_app.delivery import Deliverer
 from stream_app.list_topic import ListReader
@@ -45,6 +46,7 @@ class ScorerState:
     stop_deadline: float | None = None  # monotonic time by which a stopping worker must have exited
     route: bulk.BulkRoute | None = None  # the bulk path of `transactions` (stream_app/bulk.py)
     lists: ListReader | None = None  # follows the lists topic into the scorer's ListTable (stream_app/list_topic.py)
+    closed_loop: ClosedLoop | None = None  # shadow challenger, scored log, drift (stream_app/closed_loop.py)
 
     @property
     def version(self) -> str:
@@ -55,6 +57,8 @@ class ScorerState:
         scorer = scorer_for(model, self.settings, self.processor.scorer.policy)  # same lists, texts, deadline
         self.processor.swap(scorer)
         self.metrics.set_model(model.name, model.version, model.threshold, time.time(), scorer.review_threshold)
+        if self.closed_loop is not None:
+            self.closed_loop.champion_changed(model)
 
     def health(self, now: float | None = None) -> dict[str, Any]:
         """Alive, stalled (work waits and nothing moved for `stall_timeout_s`) or crashed, with the evidence."""

@@ -1,4 +1,5 @@
-"""What a worker's timers do between batches: lag, the output topics' existence, the champion's hot reload."""
+"""What a worker's timers do between batches: lag, the output topics' existence, the champion's hot reload, the
+challenger's, and the drift gauges."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from datetime import UTC, datetime
 import faust
 
 from core.errors import BrokerError
+from core.settings import Settings
 from kafka_ops import topics
-from registry import TAG_FEATURE_SET, TAG_REVIEW_THRESHOLD, TAG_THRESHOLD, champion, load_version
+from registry import TAG_FEATURE_SET, TAG_REVIEW_THRESHOLD, TAG_THRESHOLD, challenger, champion, load_version
 from registry.errors import RegistryError, RegistryUnreachableError
-from stream_app.state import ScorerState
+from stream_app.state import ScorerState, scorer_for
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ async def check_output_topics(state: ScorerState) -> None:
         present = await loop.run_in_executor(None, topics.list_topics, settings, 5.0)
     except BrokerError:
         return  # the broker is away: the deliverer's retries and /health speak for that
-    for topic in (settings.topic_verdicts, settings.topic_dlq):
+    for topic in output_topics(settings):
         missing = topic not in present
         state.metrics.topic_missing.labels(topic).set(1 if missing else 0)
         if missing and topic not in state.missing_topics:
@@ -89,6 +91,12 @@ async def check_output_topics(state: ScorerState) -> None:
             await loop.run_in_executor(None, topics.create_topics, settings)
         except BrokerError as error:
             log.error("could not recreate %s: %s", ", ".join(sorted(state.missing_topics)), error)
+
+
+def output_topics(settings: Settings) -> list[str]:
+    """The topics a worker writes to: a missing one holds up the batches whose records are bound for it."""
+    written = [settings.topic_verdicts, settings.topic_dlq, settings.topic_shadow]
+    return written + ([settings.topic_scored] if settings.scored_log else [])
 
 
 async def check_for_new_champion(state: ScorerState) -> None:
@@ -132,3 +140,55 @@ def _registry_unreachable(state: ScorerState, error: RegistryError) -> None:
     state.reload_failures += 1
     state.metrics.reloads.labels("unreachable").inc()
     log.warning("registry unreachable (%s); scoring on with version %s", error, state.version)
+
+
+async def check_for_challenger(state: ScorerState) -> None:
+    """Poll the challenger alias: shadow with a new challenger from the next batch, stop when the alias is gone.
+
+    Like the champion's reload: loaded off the event loop, an unusable version said once (until its tags
+    change), an unreachable registry counted at each poll; the shadow in use goes on meanwhile.
+    """
+    loop = asyncio.get_running_loop()
+    settings = state.settings
+    closed_loop = state.closed_loop
+    if closed_loop is None:
+        return
+    shadow = closed_loop.shadow
+    try:
+        found = await loop.run_in_executor(None, challenger, settings)
+    except RegistryError as error:
+        state.metrics.shadow_reloads.labels("unreachable").inc()
+        log.warning("registry unreachable for the challenger alias (%s)", error)
+        return
+    if found is None:
+        if shadow.version is not None:
+            log.info("challenger alias removed: no longer shadowing version %s", shadow.version)
+            shadow.use(None)
+        return
+    version, tags = str(found.version), dict(found.tags)
+    if version == shadow.version:
+        return
+    seen = (tags.get(TAG_THRESHOLD), tags.get(TAG_FEATURE_SET), tags.get(TAG_REVIEW_THRESHOLD))
+    if shadow.refused.get(version) == seen:
+        return
+    try:
+        model = await loop.run_in_executor(None, load_version, settings, version)
+    except RegistryUnreachableError as error:
+        state.metrics.shadow_reloads.labels("unreachable").inc()
+        log.warning("cannot load challenger version %s yet (%s)", version, error)
+        return
+    except RegistryError as error:
+        shadow.refused[version] = seen
+        state.metrics.shadow_reloads.labels("unusable").inc()
+        log.error("challenger unusable, not shadowing with it: %s", error)
+        return
+    previous = shadow.version
+    shadow.use(scorer_for(model, settings, state.processor.scorer.policy))  # the champion's lists and tier
+    state.metrics.shadow_reloads.labels("loaded").inc()
+    log.info("now shadowing with challenger version %s (was %s)", model.version, previous or "none")
+
+
+def refresh_drift(state: ScorerState) -> None:
+    """The drift window's PSI of every watched feature and of the score, as gauges."""
+    if state.closed_loop is not None:
+        state.closed_loop.drift.refresh()

@@ -19,8 +19,8 @@ import mode.loop
 from core.errors import ConfigError, MomoGuardError
 from core.settings import Settings
 from kafka_ops import topics
-from registry import LoadedModel, load_champion
-from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryUnreachableError
+from registry import LoadedModel, challenger_version, load_champion, load_version
+from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryError, RegistryUnreachableError
 from stream_app.reasons import load_catalog
 
 if TYPE_CHECKING:
@@ -57,6 +57,17 @@ def load_champion_with_retry(settings: Settings) -> LoadedModel:
             delay = min(delay * 2, 10.0)
 
 
+def load_challenger_quietly(settings: Settings) -> LoadedModel | None:
+    """The challenger to shadow with from the first batch, if one is set and usable; else None (the reload timer
+    tries again). Never stops a worker from starting: the challenger decides nothing."""
+    try:
+        version = challenger_version(settings)
+        return None if version is None else load_version(settings, version)
+    except RegistryError as error:
+        log.warning("not shadowing at start: %s", error)
+        return None
+
+
 def check_web_port(host: str, port: int) -> None:
     """A one-line ConfigError when the web port is taken, found before the champion is loaded.
 
@@ -90,11 +101,12 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     # uvloop: Faust's per-event path is event-loop bound (tasks, futures, call_soon); measured ~1.5x here.
     mode.loop.use("uvloop")
     model = load_champion_with_retry(settings)
+    shadowing = load_challenger_quietly(settings)
     topics.create_topics(settings)
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    app, state = build_app(settings, model, worker_index)
+    app, state = build_app(settings, model, worker_index, shadowing)
     # Every list entry in force applies from the first transaction scored: read the lists before scoring.
     assert state.lists is not None
     state.lists.start().wait_loaded(settings.lists_load_timeout_s)

@@ -87,4 +87,13 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
 
 # The scorer harness's fixtures, for every test folder that runs a real scorer.
-from tests.support.harness import champion_registry, own_broker, registry_dir, scorer, scorer_env, start_scorer  # noqa: E402, F401
+from tests.support.harness import (  # noqa: E402, F401
+    champion_registry,
+    own_broker,
+    own_registry,
+    registry_dir,
+    scorer,
+    scorer_env,
+    start_scorer,
+    start_sink,
+)

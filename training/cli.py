@@ -1,4 +1,4 @@
-"""`momoguard train`, `momoguard evaluate` and `momoguard models list|promote|rollback`.
+"""`momoguard train`, `momoguard evaluate` and `momoguard models list|promote|rollback|challenger|compare`.
 
 Heavy imports (MLflow, Prefect, LightGBM) stay inside the commands so `momoguard --help` stays fast.
 """
@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from training.flow import RetrainResult
 
 models_app = typer.Typer(
-    help="List, promote and roll back registered fraud models.", no_args_is_help=True, rich_markup_mode=None
+    help="List, promote and roll back registered fraud models; shadow a challenger and compare it live.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 console = Console()
 
@@ -74,8 +76,17 @@ def train(
     trials: int | None = typer.Option(None, "--trials", min=1, help="Hyperparameter trials."),
     time_budget: float | None = typer.Option(None, "--time-budget", min=1, help="Search budget in seconds."),
     max_skipped: int | None = typer.Option(None, "--max-skipped", min=0, help=MAX_SKIPPED_HELP),
+    from_log: bool = typer.Option(
+        False,
+        "--from-log",
+        help="Train on the scored-transaction log joined with its labels (MOMOGUARD_LABEL_DELAY_S: rows younger "
+        "are left out, older unlabelled ones count as genuine).",
+    ),
     serve: bool = typer.Option(
-        False, "--serve", help="Serve the flow on MOMOGUARD_RETRAIN_CRON instead (needs a Prefect server)."
+        False,
+        "--serve",
+        help="Serve the flow on MOMOGUARD_RETRAIN_CRON instead (needs a Prefect server); without FILE it trains "
+        "on the log when that holds MOMOGUARD_LOG_MIN_FRAUDS labelled frauds, else on generated data.",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -85,28 +96,36 @@ def train(
         train_rows=rows, train_steps=steps, train_seed=seed, feature_set=features, tuning_trials=trials,
         tuning_time_budget_s=time_budget, max_skipped_rows=max_skipped,
     )  # fmt: skip
-    _check_inputs(settings, csv)  # in seconds, before Prefect takes its time to start
+    if from_log and csv is not None:
+        raise ConfigError("give a data FILE or --from-log, not both")
+    _check_inputs(settings, csv, from_log)  # in seconds, before Prefect takes its time to start
     from training.flow import retrain
 
     if serve:
         _serve(settings, csv)
         return
     with _local_prefect(settings):
-        result = retrain(csv=str(csv) if csv else None, settings=settings)
+        result = retrain(csv=str(csv) if csv else None, settings=settings, from_log="yes" if from_log else "no")
     if as_json:
         print(_json(_result_dict(result)))
     else:
         _print_result(result)
 
 
-def _check_inputs(settings: Settings, path: Path | None) -> None:
-    """What the flow would find wrong with the data file or the registry, found before the flow starts."""
+def _check_inputs(settings: Settings, path: Path | None, from_log: bool = False) -> None:
+    """What the flow would find wrong with the data file, the log or the registry, found before the flow starts."""
     import registry
     from training import data
 
     if path is not None:
         frame, _ = data.labelled_file(path, settings.max_skipped_rows)
         data.split_by_step(frame, settings.validation_fraction, settings.test_fraction)
+    if from_log:
+        from training.flow import load_log
+
+        logged, _ = load_log.fn(settings, settings.feature_set, True)
+        assert logged is not None  # required: not enough labels raised
+        data.split_by_step(logged.frame, settings.validation_fraction, settings.test_fraction, "second", "seconds")
     registry.check_reachable(settings)
 
 
@@ -155,7 +174,7 @@ def _serve(settings: Settings, csv: Path | None) -> None:
     retrain.serve(
         name="momoguard-retrain",
         cron=settings.retrain_cron,
-        parameters={"csv": str(csv.resolve()) if csv else None},
+        parameters={"csv": str(csv.resolve()) if csv else None, "from_log": "no" if csv else "auto"},
     )
 
 
@@ -183,9 +202,16 @@ def _print_result(result: RetrainResult) -> None:
             f"{band.recall_with_review:.4f}",
             soft_wrap=True,
         )
+    if result.settled:
+        console.print(result.settled, soft_wrap=True, highlight=False)
     verdict = "promoted to champion" if result.promoted else "not promoted"
+    if result.challenger == result.version:
+        verdict = "challenger (shadowing the champion)"
     console.print(f"{result.model_name} version {result.version}: {verdict}: {result.reason}", soft_wrap=True)
-    console.print(f"champion now: {result.champion or 'none'}; run {result.run_id}", soft_wrap=True)
+    console.print(
+        f"champion now: {result.champion or 'none'}; challenger: {result.challenger or 'none'}; run {result.run_id}",
+        soft_wrap=True,
+    )
 
 
 # The metrics train prints: (name, Metrics attribute, decimals).
@@ -210,6 +236,8 @@ def _result_dict(result: RetrainResult) -> dict[str, Any]:
         "promoted": result.promoted,
         "reason": result.reason,
         "champion": result.champion,
+        "challenger": result.challenger,
+        "settled": result.settled,
         "feature_set": result.feature_set,
         "data_source": result.data_source,
         "windows": result.windows,
@@ -377,3 +405,94 @@ def rollback() -> None:
     registry.check_reachable(settings)
     current, previous = registry.rollback(settings)
     console.print(f"champion rolled back from version {current} to {previous}")
+
+
+@models_app.command("challenger", short_help="Shadow the champion with a version.")
+def set_challenger(
+    version: Annotated[str | None, typer.Argument(help="The version to shadow with.", show_default=False)] = None,
+    clear: bool = typer.Option(False, "--clear", help="Stop shadowing (remove the challenger alias)."),
+) -> None:
+    """Make a version the challenger: every scorer worker scores with it too from its next poll, writes its
+    verdicts to the shadow topic and acts on none of them."""
+    _quiet_libraries()
+
+    settings = Settings()
+    if clear == (version is not None):
+        raise ConfigError("give a VERSION, or --clear")
+    registry.check_reachable(settings)
+    if clear:
+        gone = registry.clear_challenger(settings, reason="cleared by `momoguard models challenger --clear`")
+        console.print(f"no challenger now (was {gone or 'none'})")
+        return
+    assert version is not None
+    previous = registry.make_challenger(settings, version, "set by `momoguard models challenger`")
+    if previous == version:
+        console.print(f"version {version} already is challenger")
+    else:
+        console.print(
+            f"version {version} is challenger (was {previous or 'none'}); the scorer shadows it from its next poll"
+        )
+
+
+# Rows of `models compare`: (name, LiveFigures attribute, decimals).
+_LIVE = (
+    ("precision", "precision", 4),
+    ("recall", "recall", 4),
+    ("fraud-amount recall", "fraud_amount_recall", 4),
+    ("false-block rate", "false_block_rate", 6),
+    ("AUPRC", "auprc", 4),
+    ("blocked (labelled rows)", "blocked", 0),
+)
+
+
+@models_app.command("compare", short_help="Champion vs challenger on live traffic.")
+def compare(
+    version: str | None = typer.Option(
+        None, "--challenger", help="A challenger version (default: the challenger alias).", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Champion against challenger on the live traffic the challenger shadowed, as labelled so far.
+
+    Figures count the labelled rows (from the decisions each model made at the time, as the scored-transaction
+    log holds them); agreement counts every shadowed row.
+    """
+    _quiet_libraries()
+    from training.live import compare_live
+    from training.promotion import decide_live
+
+    settings = Settings()
+    registry.check_reachable(settings)
+    live = compare_live(settings, version)
+    gate = decide_live(
+        live,
+        min_frauds=settings.shadow_min_frauds,
+        auprc_margin=settings.promotion_auprc_margin,
+        amount_recall_margin=settings.promotion_amount_recall_margin,
+    )
+    if as_json:
+        print(_json({**live.as_dict(), "gate": {"outcome": gate.outcome, "reason": gate.reason}}))
+        return
+    since = live.since.isoformat(timespec="seconds") if live.since else "never"
+    console.print(
+        f"challenger v{live.challenger} against champion v{live.champion.versions or '-'}: {live.rows:,} transactions "
+        f"shadowed since {since}, {live.labelled:,} labelled ({live.labelled_fraud:,} fraud)",
+        soft_wrap=True,
+        highlight=False,
+    )
+    agreement = "n/a" if live.agreement is None else f"{100 * live.agreement:.2f} %"
+    console.print(f"agreement: {agreement} ({live.disagreements:,} decided differently)", highlight=False)
+    sides = (("champion", live.champion), (f"challenger v{live.challenger}", live.challenger_figures))
+    print_table(
+        console,
+        [Column("on labelled rows", text=True), *(Column(label) for label, _ in sides)],
+        [[name, *(_figure(getattr(f, key), digits) for _, f in sides)] for name, key, digits in _LIVE],
+        title="Live shadow comparison",
+    )
+    console.print(f"live gate: {gate.outcome}: {gate.reason}", soft_wrap=True, highlight=False)
+
+
+def _figure(value: float, digits: int) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a"
+    return f"{value:,.{digits}f}" if digits else f"{int(value):,}"

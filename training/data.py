@@ -81,13 +81,14 @@ class Window:
     mask: np.ndarray
     first_step: int
     last_step: int
+    unit: str = "steps"  # what the window's bounds count: PaySim steps, or seconds of the scored-transaction log
 
     @property
     def rows(self) -> int:
         return int(self.mask.sum())
 
     def describe(self) -> str:
-        return f"{self.name}: steps {self.first_step}-{self.last_step}, {self.rows:,} rows"
+        return f"{self.name}: {self.unit} {self.first_step}-{self.last_step}, {self.rows:,} rows"
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,11 @@ class Windows:
         return (self.train, self.validation, self.test)
 
 
-def split_by_step(frame: pl.DataFrame, validation_fraction: float, test_fraction: float) -> Windows:
-    """Cut on `step`, never at random: the last steps are the test, the steps before them the validation.
+def split_by_step(
+    frame: pl.DataFrame, validation_fraction: float, test_fraction: float, column: str = "step", unit: str = "steps"
+) -> Windows:
+    """Cut on `step` (or another time `column`), never at random: the last steps are the test, the steps
+    before them the validation. The scored-transaction log is cut on its scoring time in seconds the same way.
 
     The test window is the shortest run of last steps that holds `test_fraction` of the rows, and the
     validation window the run of steps before it that holds `validation_fraction`; whole steps only, so
@@ -116,9 +120,9 @@ def split_by_step(frame: pl.DataFrame, validation_fraction: float, test_fraction
         raise DataError(
             f"bad window fractions: validation={validation_fraction} test={test_fraction} (each in (0, 1), sum < 1)"
         )
-    steps, counts = np.unique(frame["step"].to_numpy(), return_counts=True)
+    steps, counts = np.unique(frame[column].to_numpy(), return_counts=True)
     if len(steps) < 3:
-        raise DataError(f"need at least 3 distinct steps to cut train/validation/test windows, got {len(steps)}")
+        raise DataError(f"need at least 3 distinct {unit} to cut train/validation/test windows, got {len(steps)}")
     # rows_after[i]: rows in steps[i:]; a window starts at the latest step that gives it enough rows.
     rows_after = np.cumsum(counts[::-1])[::-1]
     n_test = int(np.sum(rows_after < test_fraction * frame.height)) + 1
@@ -128,7 +132,7 @@ def split_by_step(frame: pl.DataFrame, validation_fraction: float, test_fraction
     n_both = min(max(n_both, n_test + 1), len(steps) - 1)
     test_start = steps[-n_test]
     validation_start = steps[-n_both]
-    step = frame["step"].to_numpy()
+    step = frame[column].to_numpy()
     labels = frame["isFraud"].to_numpy()
     bounds = {
         "train": (steps[0], steps[-n_both - 1]),
@@ -141,8 +145,10 @@ def split_by_step(frame: pl.DataFrame, validation_fraction: float, test_fraction
         frauds = int(labels[mask].sum())
         if frauds == 0 or frauds == int(mask.sum()):
             kind = "fraud" if frauds == 0 else "genuine"
-            raise NoFraudError(f"the {name} window (steps {first}-{last}, {int(mask.sum()):,} rows) has no {kind} rows")
-        made[name] = Window(name, mask, int(first), int(last))
+            raise NoFraudError(
+                f"the {name} window ({unit} {first}-{last}, {int(mask.sum()):,} rows) has no {kind} rows"
+            )
+        made[name] = Window(name, mask, int(first), int(last), unit)
     windows = Windows(made["train"], made["validation"], made["test"])
     for window in windows.all():
         logger.info("window %s", window.describe())

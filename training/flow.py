@@ -4,6 +4,12 @@
 server; `momoguard train --serve` (and `make schedule`) serves it on the `retrain_cron` schedule, which needs a
 Prefect server (`prefect server start`). Nothing touches the registry before the model is trained and measured, and the
 tracking store is checked first, so a failure leaves no half-registered model behind.
+
+Data: generated, a labelled file, or the scored-transaction log joined with its labels (`from_log`: "yes" trains
+on the log or fails saying why; "auto", the scheduled flow's choice, trains on it when it holds `log_min_frauds`
+labelled frauds and otherwise says why it fell back to generated data). With `promotion_requires_shadow` a new
+version that passes the offline rule becomes the challenger; each run first settles the challenger before it on
+its live-shadow result (training/live.py).
 """
 
 from __future__ import annotations
@@ -22,11 +28,15 @@ from prefect.cache_policies import NO_CACHE
 
 import registry
 from core.settings import Settings
+from feedback.dataset import WINDOW_COLUMN, LogDataset, labelled_log
+from feedback.errors import NotEnoughLabelsError
+from schemas.drift import DriftReference, reference_from
 from schemas.features import FEATURE_SETS, build_features, feature_names
 from training import data, model, report
 from training.data import Windows
+from training.live import compare_live
 from training.model import SearchResult
-from training.promotion import PromotionDecision, decide
+from training.promotion import PromotionDecision, decide, decide_live
 from training.quality import Metrics, ReviewBand, choose_review_threshold, choose_threshold, measure, review_band
 
 logger = logging.getLogger(__name__)
@@ -35,6 +45,9 @@ logger = logging.getLogger(__name__)
 _TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 # Trials of the search that trains the other feature set for the model card's comparison.
 COMPARE_TRIALS = 4
+# Rows of the train window the drift reference is measured on (a seeded sample beyond this: deciles need no more).
+REFERENCE_ROWS = 200_000
+FROM_LOG_CHOICES = ("no", "yes", "auto")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class RetrainResult:
     evaluation: Evaluation
     trials: int
     training_seconds: float
+    challenger: str | None = None  # the challenger alias after the run
+    settled: str | None = None  # what the live gate did with the challenger found at the start, if any
 
 
 @task(name="load", **_TASK)
@@ -94,15 +109,38 @@ def load(csv: str | None, settings: Settings) -> tuple[pl.DataFrame, str]:
     return frame, f"generated: ~{rows:,} rows, {steps} steps, seed {seed}"
 
 
+@task(name="load-log", **_TASK)
+def load_log(settings: Settings, feature_set: str, required: bool) -> tuple[LogDataset | None, str]:
+    """The log joined with its labels when it holds `log_min_frauds` labelled frauds, else None and why not
+    (or, when `required`, NotEnoughLabelsError saying why)."""
+    found = labelled_log(settings, feature_set)
+    if found.labelled_fraud >= settings.log_min_frauds:
+        data.check_labelled(found.frame, "the scored-transaction log")
+        logger.info("%s", found.describe())
+        return found, found.describe()
+    why = (
+        f"the scored-transaction log in {settings.feedback_dir} holds {found.labelled_fraud} labelled fraud(s) "
+        f"older than the label delay ({settings.label_delay_s:g} s; {found.rows_logged:,} rows logged, "
+        f"{found.rows_too_young:,} younger); training on it needs {settings.log_min_frauds} "
+        "(MOMOGUARD_LOG_MIN_FRAUDS)"
+    )
+    if required:
+        raise NotEnoughLabelsError(why)
+    logger.warning("%s: training on generated data instead", why)
+    return None, why
+
+
 @task(name="features", **_TASK)
-def features(frame: pl.DataFrame, feature_set: str) -> np.ndarray:
-    """The feature matrix of every row."""
-    return build_features(frame, feature_set)
+def features(frame: pl.DataFrame, feature_set: str, stored: np.ndarray | None = None) -> np.ndarray:
+    """The feature matrix of every row: as the scorer scored it when the log holds it, else built."""
+    return stored if stored is not None else build_features(frame, feature_set)
 
 
 @task(name="split", **_TASK)
-def split(frame: pl.DataFrame, validation_fraction: float, test_fraction: float) -> Windows:
-    """Train, validation and test windows cut on step."""
+def split(frame: pl.DataFrame, validation_fraction: float, test_fraction: float, from_log: bool = False) -> Windows:
+    """Train, validation and test windows cut on step (on scoring time, in seconds, for the log)."""
+    if from_log:
+        return data.split_by_step(frame, validation_fraction, test_fraction, WINDOW_COLUMN, "seconds")
     return data.split_by_step(frame, validation_fraction, test_fraction)
 
 
@@ -242,6 +280,7 @@ def register(
         name, other = evaluation.other_feature_set
         metrics |= {f"compare_{name}_test_auprc": other.auprc, f"compare_{name}_test_f1": other.f1}
     val, test = evaluation.validation_scored, evaluation.test_scored
+    reference = drift_reference(x, windows, search.booster, feature_set, settings.train_seed)
     with tempfile.TemporaryDirectory(prefix="momoguard-report-") as tmp:
         artifacts = report.write_all(
             Path(tmp),
@@ -261,7 +300,18 @@ def register(
             example=x[windows.test.mask][:5],
             artifacts=artifacts,
             tags={"momoguard.data_source": data_source, "momoguard.test_window": windows.test.describe()},
+            drift_reference=reference,
         )
+
+
+def drift_reference(x: np.ndarray, windows: Windows, booster: Any, feature_set: str, seed: int) -> DriftReference:
+    """Each feature's and the score's histogram over the train window (every row, genuine ones not thinned),
+    stored with the version for the scorer's PSI."""
+    rows = np.flatnonzero(windows.train.mask)
+    if len(rows) > REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, REFERENCE_ROWS, replace=False))
+    sample = x[rows]
+    return reference_from(sample, feature_names(feature_set), np.asarray(booster.predict(sample), dtype=np.float64))
 
 
 @task(name="promote", **_TASK)
@@ -296,12 +346,38 @@ def promote(
         auprc_floor=settings.promotion_auprc_floor,
         champion_version=current,
     )
+    if decision.promote and current is not None and settings.promotion_requires_shadow:
+        reason = f"{decision.reason}; shadowing the champion before promotion (MOMOGUARD_PROMOTION_REQUIRES_SHADOW)"
+        registry.make_challenger(settings, version, reason)
+        return PromotionDecision(False, reason)
     if decision.promote:
         registry.make_champion(settings, version, decision.reason)
     else:
         registry.set_tags(settings, version, {registry.TAG_STATUS: "rejected", registry.TAG_REASON: decision.reason})
         logger.warning("%s version %s rejected: %s", settings.model_name, version, decision.reason)
     return decision
+
+
+@task(name="settle-challenger", **_TASK)
+def settle_challenger(settings: Settings) -> str | None:
+    """Promote or reject the challenger on its live-shadow result, or leave it shadowing; says what it did."""
+    current = registry.challenger_version(settings)
+    if current is None:
+        return None
+    live = compare_live(settings, current)
+    verdict = decide_live(
+        live,
+        min_frauds=settings.shadow_min_frauds,
+        auprc_margin=settings.promotion_auprc_margin,
+        amount_recall_margin=settings.promotion_amount_recall_margin,
+    )
+    if verdict.outcome == "promote":
+        registry.make_champion(settings, current, verdict.reason)
+    elif verdict.outcome == "reject":
+        registry.clear_challenger(settings, status="rejected", reason=verdict.reason)
+    said = f"challenger v{current}: {verdict.outcome}: {verdict.reason}"
+    logger.info("%s", said)
+    return said
 
 
 @flow(name="retrain")
@@ -312,18 +388,29 @@ def retrain(
     seed: int | None = None,
     feature_set: str | None = None,
     settings: Settings | None = None,
+    from_log: str = "no",
 ) -> RetrainResult:
-    """Train a challenger on fresh data, register it and promote it if it holds up against the champion."""
+    """Train a challenger on fresh data (or the log), register it and promote it if it holds up against the
+    champion (or, with the live-shadow gate on, make it the challenger)."""
     settings = settings or Settings()
     overrides = {"train_rows": rows, "train_steps": steps, "train_seed": seed, "feature_set": feature_set}
     if any(v is not None for v in overrides.values()):
         settings = Settings(**{**settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    if from_log not in FROM_LOG_CHOICES:
+        raise ValueError(f"from_log must be one of {', '.join(FROM_LOG_CHOICES)}, got {from_log!r}")
     chosen = settings.feature_set
     registry.check_reachable(settings)
     started = time.perf_counter()
-    frame, source = load(csv, settings)
-    x = features(frame, chosen)
-    windows = split(frame, settings.validation_fraction, settings.test_fraction)
+    settled = settle_challenger(settings) if settings.promotion_requires_shadow else None
+    logged, why = load_log(settings, chosen, from_log == "yes") if from_log != "no" and not csv else (None, "")
+    if logged is not None:
+        frame, source = logged.frame, why
+    else:
+        frame, source = load(csv, settings)
+        if why:
+            source += f" (not the log: {why})"
+    x = features(frame, chosen, logged.features if logged is not None else None)
+    windows = split(frame, settings.validation_fraction, settings.test_fraction, logged is not None)
     search = tune_and_train(x, frame["isFraud"].to_numpy(), windows, chosen, settings)
     evaluation = evaluate_candidate(frame, x, windows, search, chosen, settings)
     registration = register(x, windows, search, evaluation, chosen, source, settings)
@@ -342,4 +429,6 @@ def retrain(
         evaluation=evaluation,
         trials=len(search.trials),
         training_seconds=search.seconds,
+        challenger=registry.challenger_version(settings),
+        settled=settled,
     )

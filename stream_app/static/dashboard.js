@@ -244,6 +244,39 @@ function render(data) {
     { values: h.lag, color: color("lag") },
   ]);
   scoreChart(document.getElementById("chart-scores"), data.scores, model.threshold);
+  renderDrift(data.drift, data.shadow);
+}
+
+// PSI bars on a scale up to 0.5 (or the highest value), the alert's 0.2 marked.
+function renderDrift(drift, shadow) {
+  const box = document.getElementById("drift");
+  box.replaceChildren();
+  if (!drift || !drift.watched) {
+    box.textContent = "not watched: the champion has no training reference";
+  } else if (Object.keys(drift.psi).length === 0) {
+    box.textContent = `${fmtNumber(drift.window_transactions)} of the ${fmtNumber(drift.min_transactions)} ` +
+      "transactions the window needs";
+  } else {
+    const top = Math.max(0.5, ...Object.values(drift.psi));
+    for (const [name, value] of Object.entries(drift.psi)) {
+      const row = document.createElement("div");
+      row.className = `drift-row${value > 0.2 ? " high" : ""}`;
+      const label = document.createElement("span");
+      label.textContent = name;
+      const bar = document.createElement("span");
+      bar.className = "drift-bar";
+      bar.style.setProperty("--psi", `${(100 * value) / top}%`);
+      bar.style.setProperty("--line", `${(100 * 0.2) / top}%`);
+      const figure = document.createElement("span");
+      figure.textContent = fmtNumber(value, 3);
+      row.append(label, bar, figure);
+      box.append(row);
+    }
+  }
+  setText("drift-window", drift ? `PSI against the champion's training data, last ${fmtNumber(drift.window_s / 60)} ` +
+    `min, ${fmtNumber(drift.window_transactions)} transactions` : "PSI against the champion's training data");
+  setText("shadow", shadow && shadow.version ? `v${shadow.version}: ${fmtNumber(shadow.shadowed)} transactions ` +
+    `shadowed, agreement ${shadow.agreement === null ? "–" : fmtPct(shadow.agreement)}` : "none");
 }
 
 function setStatus() {

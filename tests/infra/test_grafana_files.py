@@ -32,6 +32,8 @@ REQUIRED = {
     "Review rate": "momoguard_transactions_scored_total",
     "List decisions": "momoguard_list_decisions_total",
     "Late verdicts": "momoguard_late_verdicts_total",
+    "Drift (PSI against the training data)": "momoguard_drift_psi",
+    "Shadow challenger": "momoguard_shadow_decisions_total",
 }
 
 

@@ -212,10 +212,12 @@ def test_dashboard_shows_live_throughput_and_the_model_version(
     with Replay(s.kafka_bootstrap, s.topic_transactions, total=20_000, rate_per_s=300):
 
         def flowing() -> bool:
-            history = get_json(f"{page}/data")["history"]
-            assert isinstance(history, dict)
+            data = get_json(f"{page}/data")
+            history, drift = data["history"], data["drift"]
+            assert isinstance(history, dict) and isinstance(drift, dict)
             moving = [a + b for a, b in zip(history["allow_per_s"], history["block_per_s"], strict=True) if a + b > 0]
-            return len(moving) >= 10  # ten seconds of traffic on the charts, so the picture says something
+            # ten seconds of traffic on the charts, so the picture says something, and the drift window filled
+            return len(moving) >= 10 and bool(drift["psi"])
 
         wait_for("the dashboard data to show throughput", flowing)
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +234,9 @@ def test_dashboard_shows_live_throughput_and_the_model_version(
     assert tile(dom.stdout, "model") == "v1"
     assert 'class="status live"' in dom.stdout
     assert re.search(r"[\d,]+ scored since start", dom.stdout)
+    # The drift panel: the champion's training reference against the replayed rows, one bar per watched input.
+    assert dom.stdout.count('class="drift-row') >= 10 and "<span>score</span>" in dom.stdout, "no drift bars"
+    assert '<div id="shadow" class="shadow">none</div>' in dom.stdout
 
     # The screenshot: a full page, the "live" badge drawn, and the throughput chart's allow line drawn.
     image = Image.open(SCREENSHOT).convert("RGB")

@@ -34,6 +34,7 @@ REQUIRED_ALERTS = {
     "MomoGuardScorerStalled",
     "MomoGuardOutputTopicMissing",
     "MomoGuardLateVerdictsHigh",
+    "MomoGuardDriftHigh",
 }
 
 

@@ -15,7 +15,7 @@ from tests.support.cli import run_momoguard
 
 COMMANDS = {
     "train", "evaluate", "serve", "generate", "replay", "bench", "demo", "config", "kafka", "topics", "offsets",
-    "models", "lists",
+    "models", "lists", "log-sink", "label",
 }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -54,13 +55,24 @@ class ScorerEnv:
 
 
 @pytest.fixture
-def scorer_env(kafka_bootstrap: str, topic_factory: Callable[..., str], champion_registry: Settings) -> ScorerEnv:
+def scorer_env(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], champion_registry: Settings, tmp_path: Path
+) -> ScorerEnv:
     values = {
         "kafka_bootstrap": kafka_bootstrap,
         "topic_transactions": topic_factory("transactions", partitions=4),
         "topic_verdicts": topic_factory("verdicts", partitions=4),
         "topic_dlq": topic_factory("dlq", partitions=1),
         "topic_lists": topic_factory("lists", partitions=1, config=dict(topics.LISTS_CONFIG)),
+        # The closed loop's topics and log folder, the test's own too (docs/FEEDBACK.md).
+        "topic_scored": topic_factory("scored", partitions=2),
+        "topic_shadow": topic_factory("shadow", partitions=4),
+        "topic_labels": topic_factory("labels", partitions=1),
+        "scored_partitions": 2,
+        "shadow_partitions": 4,
+        "log_dir": str(tmp_path / "log"),
+        "log_sink_group": f"sink-{uuid.uuid4().hex[:8]}",
+        "log_roll_interval_s": 1.0,
         "transactions_partitions": 4,
         "verdicts_partitions": 4,
         "consumer_group": f"scorer-{uuid.uuid4().hex[:8]}",
@@ -237,6 +249,38 @@ def offline_scores(settings: Settings, txs: list[dict[str, object]], version: st
         strict=False,
     )
     return dict(zip(frame["tx_id"].to_list(), model.score(frame).tolist(), strict=True))
+
+
+@pytest.fixture
+def own_registry(scorer_env: ScorerEnv, tmp_path: Path) -> Settings:
+    """A registry of the test's own with a champion (version 1, as the session's), the scorer_env pointed at it:
+    for tests that register, promote or shadow versions, which the session's other scorers must not see."""
+    run_dir = tmp_path / "own-run"
+    uri = f"sqlite:///{run_dir / 'mlflow.db'}"
+    run_dir.mkdir()
+    own = scorer_env.settings.model_copy(update={"mlflow_tracking_uri": uri, "run_dir": run_dir})
+    register_model(own, rounds=40, threshold=0.5, tmp=run_dir)
+    scorer_env.settings = own
+    scorer_env.env |= {"MOMOGUARD_MLFLOW_TRACKING_URI": uri, "MOMOGUARD_RUN_DIR": str(run_dir)}
+    return own
+
+
+@pytest.fixture
+def start_sink(scorer_env: ScorerEnv, tmp_path: Path) -> Iterator[Callable[[], process.ScorerProcess]]:
+    """Start `momoguard log-sink` processes for the test's scorer_env (killed after the test if still running)."""
+    started: list[process.ScorerProcess] = []
+
+    def start() -> process.ScorerProcess:
+        command = [sys.executable, "-m", "momoguard", "log-sink"]
+        log = tmp_path / f"sink-{len(started)}.log"
+        sink = process.ScorerProcess("", log, env=scorer_env.env, command=command)
+        started.append(sink)
+        return sink
+
+    yield start
+    for sink in started:
+        if sink.proc.poll() is None:
+            sink.stop(signal.SIGKILL)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import polars as pl
 import registry
 from core.settings import Settings
 from paysim.kaggle import SAMPLES_DIR
+from schemas.drift import reference_from
 from schemas.features import build_features, feature_names
 from schemas.frame import FRAME_SCHEMA
 from schemas.transaction import PAYSIM_COLUMNS
@@ -69,7 +70,8 @@ def register_model(
 ) -> str:
     """Train, register and (optionally) make champion; returns the version."""
     booster = train_booster(rounds)
-    x = build_features(sample_frame().head(5))
+    everything = build_features(sample_frame())
+    x = everything[:5]
     card = tmp / f"card-{rounds}.md"
     card.write_text(f"test model, {rounds} rounds\n")
     version = registry.register(
@@ -83,6 +85,8 @@ def register_model(
         example=x,
         artifacts=[card],
         tags={"purpose": "test"},
+        # As training stores it: each feature's and the score's histogram over the rows it learnt from.
+        drift_reference=reference_from(everything, feature_names(), booster.predict(everything)),
     ).version
     if champion:
         registry.make_champion(settings, version, "test fixture")

@@ -1,0 +1,105 @@
+"""What follows the champion's scoring of a batch, without Kafka: log records, shadow verdicts, the drift window."""
+
+from __future__ import annotations
+
+import orjson
+import pyarrow as pa
+
+from core.settings import Settings
+from registry import LoadedModel
+from schemas.drift import reference_from
+from schemas.features import build_features, feature_names
+from schemas.scored import read_scored_message
+from schemas.verdict import parse_verdict
+from stream_app.closed_loop import ClosedLoop
+from stream_app.drift import SLICES, DriftMonitor
+from stream_app.metrics import ScorerMetrics
+from stream_app.pipeline import BatchProcessor, Incoming
+from stream_app.scoring import Scorer
+from tests.support.messages import GOOD
+from tests.support.models import sample_frame, train_booster
+from tests.support.waiting import metric
+
+
+def model(version: str, rounds: int, with_reference: bool = False) -> LoadedModel:
+    booster = train_booster(rounds)
+    reference = None
+    if with_reference:
+        x = build_features(sample_frame())
+        reference = reference_from(x, feature_names(), booster.predict(x))
+    return LoadedModel("m", version, 0.5, "pre_settlement", booster, feature_names(), reference=reference)
+
+
+class Broken(Scorer):
+    """A challenger whose booster fails on every batch (a version that loads but cannot score this input)."""
+
+    def score(self, transactions, now=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("challenger broke")
+
+
+def batch(n: int) -> list[Incoming]:
+    return [
+        Incoming("transactions", 0, i, b"C1", orjson.dumps({**GOOD, "tx_id": f"t{i}"}), None, 1.0) for i in range(n)
+    ]
+
+
+def processor_with(loop: ClosedLoop, metrics: ScorerMetrics, champion: LoadedModel) -> BatchProcessor:
+    return BatchProcessor(Scorer(champion), metrics, "verdicts", "dlq", max_bytes=2048, follow=loop.follow)
+
+
+def test_a_batch_brings_its_log_records_and_one_shadow_verdict_per_transaction() -> None:
+    metrics, champion = ScorerMetrics(), model("1", 20)
+    loop = ClosedLoop(Settings(topic_scored="scored", topic_shadow="shadow"), metrics, champion)
+    loop.shadow.use(Scorer(model("2", 5)))
+    outcome = processor_with(loop, metrics, champion).process(batch(30))
+    by_topic = {t: [r for r in outcome.records if r.topic == t] for t in ("verdicts", "shadow", "scored")}
+    assert [parse_verdict(r.value).model_version for r in by_topic["verdicts"]] == ["1"] * 30
+    assert [parse_verdict(r.value).tx_id for r in by_topic["shadow"]] == [f"t{i}" for i in range(30)]
+    assert {parse_verdict(r.value).model_version for r in by_topic["shadow"]} == {"2"}
+    assert all(r.source is None for r in by_topic["shadow"] + by_topic["scored"]), "never dead-lettered"
+    (scored,) = by_topic["scored"]
+    table = read_scored_message(scored.value)
+    assert table.num_rows == 30 and table["shadow_model_version"].cast(pa.string()).to_pylist() == ["2"] * 30
+    assert metric(_text(metrics), "momoguard_shadow_decisions_total") == 30
+    assert loop.shadow.view()["shadowed"] == 30
+
+
+def test_a_failing_challenger_costs_only_its_shadow_verdicts() -> None:
+    metrics, champion = ScorerMetrics(), model("1", 20)
+    loop = ClosedLoop(Settings(topic_scored="scored", topic_shadow="shadow"), metrics, champion)
+    loop.shadow.use(Broken(model("2", 5)))
+    outcome = processor_with(loop, metrics, champion).process(batch(10))
+    assert [r.topic for r in outcome.records].count("verdicts") == 10
+    assert [r.topic for r in outcome.records].count("shadow") == 0
+    (scored,) = [r for r in outcome.records if r.topic == "scored"]
+    assert read_scored_message(scored.value)["shadow_score"].null_count == 10
+    assert metric(_text(metrics), "momoguard_closed_loop_errors_total", step="shadow") == 1
+
+
+def test_the_drift_window_forgets_slices_older_than_it_and_a_new_champion_starts_afresh() -> None:
+    champion = model("1", 20, with_reference=True)
+    assert champion.reference is not None
+    now = [0.0]
+    metrics = ScorerMetrics()
+    monitor = DriftMonitor(metrics, window_s=300.0, min_transactions=100, clock=lambda: now[0])
+    monitor.use(champion.reference)
+    x = build_features(sample_frame())
+    scores = champion.booster.predict(x)
+    monitor.observe(x, scores)
+    assert max(monitor.refresh().values()) < 1e-9 and monitor.window_transactions == x.shape[0]
+    now[0] = 300.0 / SLICES * (SLICES - 1)  # still within the window
+    assert monitor.refresh() and monitor.window_transactions == x.shape[0]
+    now[0] = 301.0  # the slice it was counted in has left the window
+    assert monitor.refresh() == {} and monitor.window_transactions == 0
+    assert metric(_text(metrics), "momoguard_drift_psi") == 0
+    monitor.observe(x[:50], scores[:50])
+    assert monitor.refresh() == {}, "fewer than min_transactions: no PSI exported"
+    monitor.use(None)
+    monitor.observe(x, scores)
+    assert monitor.refresh() == {} and monitor.view()["watched"] is False
+
+
+def _text(metrics: ScorerMetrics) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(metrics.registry).decode()
