@@ -12,12 +12,13 @@ from schemas.features import build_features, feature_names
 from schemas.scored import read_scored_message
 from schemas.verdict import parse_verdict
 from stream_app.closed_loop import ClosedLoop
+from stream_app.decisions import DecisionPolicy
 from stream_app.drift import SLICES, DriftMonitor
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import BatchProcessor, Incoming
 from stream_app.scoring import Scorer
 from tests.support.messages import GOOD
-from tests.support.models import sample_frame, train_booster
+from tests.support.models import sample_frame, sample_rows, train_booster
 from tests.support.waiting import metric
 
 
@@ -62,6 +63,35 @@ def test_a_batch_brings_its_log_records_and_one_shadow_verdict_per_transaction()
     assert table.num_rows == 30 and table["shadow_model_version"].cast(pa.string()).to_pylist() == ["2"] * 30
     assert metric(_text(metrics), "momoguard_shadow_decisions_total") == 30
     assert loop.shadow.view()["shadowed"] == 30
+
+
+def test_shadow_counts_and_logs_the_three_decisions_each_model_would_act_on() -> None:
+    # The champion has the review tier on (everything under its block threshold goes to review); the challenger,
+    # the same booster with no review threshold, allows those: they agree only on the blocks.
+    booster = train_booster(20)
+    champion = LoadedModel("m", "1", 0.5, "pre_settlement", booster, feature_names(), review_threshold=1e-9)
+    challenger = LoadedModel("m", "2", 0.5, "pre_settlement", booster, feature_names())
+    metrics, policy = ScorerMetrics(), DecisionPolicy(review_tier=True)
+    loop = ClosedLoop(Settings(topic_scored="scored", topic_shadow="shadow"), metrics, champion)
+    loop.shadow.use(Scorer(challenger, policy=policy))
+    rows = [r for r in sample_rows() if r["isFraud"] == 1][:20] + [r for r in sample_rows() if r["isFraud"] == 0][:80]
+    incoming = [
+        Incoming("transactions", 0, i, b"C1", orjson.dumps({**row, "tx_id": f"t{i}"}), None, 1.0)
+        for i, row in enumerate(rows)
+    ]
+    processor = BatchProcessor(Scorer(champion, policy=policy), metrics, "verdicts", "dlq", 4096, follow=loop.follow)
+    outcome = processor.process(incoming)
+    verdicts = [parse_verdict(r.value) for r in outcome.records if r.topic == "verdicts"]
+    blocks = sum(v.decision == "block" for v in verdicts)
+    assert 0 < blocks < len(rows) and all(v.decision in ("block", "review") for v in verdicts)
+    text = _text(metrics)
+    assert metric(text, "momoguard_shadow_decisions_total", champion="block", challenger="block") == blocks
+    assert metric(text, "momoguard_shadow_decisions_total", champion="review", challenger="allow") == len(rows) - blocks
+    assert loop.shadow.view()["agreement"] == blocks / len(rows)
+    (scored,) = [r for r in outcome.records if r.topic == "scored"]
+    table = read_scored_message(scored.value)
+    assert table["decision"].cast(pa.string()).to_pylist() == [v.decision for v in verdicts]
+    assert set(table["shadow_decision"].cast(pa.string()).to_pylist()) == {"block", "allow"}
 
 
 def test_a_failing_challenger_costs_only_its_shadow_verdicts() -> None:
