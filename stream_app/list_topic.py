@@ -184,8 +184,15 @@ def read_entries(settings: Settings, timeout: float = 15.0) -> ListTable:
 def _producer(settings: Settings, timeout: float) -> Producer:
     # One record, acks=all, no idempotence: a retried duplicate of an entry is the same entry (and saves the
     # producer-id round trip). The topic is checked on the producer's own connection.
-    config = {**librdkafka_config(settings), "acks": "all", "linger.ms": 0, "allow.auto.create.topics": False}
-    producer = Producer({**config, "log_level": 0})
+    producer = Producer(
+        {
+            **librdkafka_config(settings),
+            "acks": "all",
+            "linger.ms": 0,
+            "allow.auto.create.topics": False,
+            "log_level": 0,
+        }
+    )
     try:
         found = producer.list_topics(settings.topic_lists, timeout=timeout).topics.get(settings.topic_lists)
     except KafkaException as error:
