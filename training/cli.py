@@ -459,17 +459,12 @@ def compare(
     """
     _quiet_libraries()
     from training.live import compare_live
-    from training.promotion import decide_live
+    from training.promotion import live_gate
 
     settings = Settings()
     registry.check_reachable(settings)
     live = compare_live(settings, version)
-    gate = decide_live(
-        live,
-        min_frauds=settings.shadow_min_frauds,
-        auprc_margin=settings.promotion_auprc_margin,
-        amount_recall_margin=settings.promotion_amount_recall_margin,
-    )
+    gate = live_gate(settings, live)
     if as_json:
         print(_json({**live.as_dict(), "gate": {"outcome": gate.outcome, "reason": gate.reason}}))
         return

@@ -36,7 +36,7 @@ from training import data, model, report
 from training.data import Windows
 from training.live import compare_live
 from training.model import SearchResult
-from training.promotion import PromotionDecision, decide, decide_live
+from training.promotion import PromotionDecision, decide, live_gate
 from training.quality import Metrics, ReviewBand, choose_review_threshold, choose_threshold, measure, review_band
 
 logger = logging.getLogger(__name__)
@@ -365,12 +365,7 @@ def settle_challenger(settings: Settings) -> str | None:
     if current is None:
         return None
     live = compare_live(settings, current)
-    verdict = decide_live(
-        live,
-        min_frauds=settings.shadow_min_frauds,
-        auprc_margin=settings.promotion_auprc_margin,
-        amount_recall_margin=settings.promotion_amount_recall_margin,
-    )
+    verdict = live_gate(settings, live)
     if verdict.outcome == "promote":
         registry.make_champion(settings, current, verdict.reason)
     elif verdict.outcome == "reject":

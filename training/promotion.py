@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from training.quality import Metrics
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from training.live import LiveComparison
 
 
@@ -70,6 +71,16 @@ class LiveDecision:
 
     outcome: Literal["promote", "reject", "wait"]
     reason: str
+
+
+def live_gate(settings: Settings, live: LiveComparison) -> LiveDecision:
+    """`decide_live` with the operator's settings: the live gate the flow applies and `models compare` shows."""
+    return decide_live(
+        live,
+        min_frauds=settings.shadow_min_frauds,
+        auprc_margin=settings.promotion_auprc_margin,
+        amount_recall_margin=settings.promotion_amount_recall_margin,
+    )
 
 
 def decide_live(
