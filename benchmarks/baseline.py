@@ -34,13 +34,14 @@ def run(settings: Settings) -> int:
     """Score until SIGTERM/SIGINT; returns how many transactions it answered."""
     model = load_champion(settings)
     metrics = ScorerMetrics()
+    closed_loop = ClosedLoop(settings, metrics, model)  # the log records and drift counts, as the agent
     processor = BatchProcessor(
         Scorer(model, settings.reasons_per_verdict, settings.explain_min_score),
         metrics,
         settings.topic_verdicts,
         settings.topic_dlq,
         settings.max_message_bytes,
-        follow=ClosedLoop(settings, metrics, model).follow,  # the log records and drift counts, as the agent
+        follow=closed_loop.follow,
     )
     consumer = Consumer(
         {
@@ -91,7 +92,9 @@ def run(settings: Settings) -> int:
             if not batch:
                 continue
             outcome = processor.process(batch)
-            for record in outcome.records:
+            records = outcome.records + processor.follow_up(outcome)
+            logged = closed_loop.take_log(force=True)  # each batch's rows at once: it commits after each
+            for record in records + (logged[0] if logged else []):
                 producer.produce(record.topic, value=record.value, key=record.key, headers=record.headers)
             while producer.flush(5.0):  # acknowledged before the offsets move on
                 log.warning("verdicts not yet acknowledged; waiting")

@@ -104,6 +104,10 @@ class BenchResult:
         }
 
 
+# Seconds of each steady stream sent before its latency is measured (docs/BENCHMARKS.md, "latency").
+WARM_UP_S = 2.0
+
+
 def latency_at(
     settings: Settings, frame: pl.DataFrame, rates: list[int], seconds: float, log_dir: Path
 ) -> dict[str, RateLatency]:
@@ -126,14 +130,21 @@ def latency_at(
             )
             offset = 0
             for rate in rates:
-                rows = frame.slice(offset, int(rate * seconds))
+                # One steady stream per rate: WARM_UP_S of it first (fresh connections of the replayer, the
+                # scorer's first batches at this rate), then the measured `seconds`.
+                warm = int(rate * WARM_UP_S)
+                rows = frame.slice(offset, warm + int(rate * seconds))
                 offset += rows.height
                 result = replay(local, rows, Pace(rate=float(rate)), wait_s=60)
-                report = build_report(
-                    result.sent, result.received, offered_rate_tps=rate, send_seconds=result.send_seconds
-                )
+                sent = result.sent[warm:]
+                measured = {s.tx_id for s in sent}
+                received = [r for r in result.received if r.tx_id in measured]
+                span = sent[-1].sent_at - sent[0].sent_at if len(sent) > 1 else result.send_seconds
+                report = build_report(sent, received, offered_rate_tps=rate, send_seconds=span)
                 latency = report.latency_ms
-                out[str(rate)] = RateLatency(latency.p50, latency.p99, report.achieved_rate_tps, report.missing)
+                answered = {r.tx_id for r in result.received}
+                missing = sum(s.tx_id not in answered for s in result.sent)  # the warm-up's too
+                out[str(rate)] = RateLatency(latency.p50, latency.p99, report.achieved_rate_tps, missing)
         finally:
             stop_quietly(scorer)
     return out
@@ -180,7 +191,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
     log_dir = REPORT.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    frame = load_source(None, rows + int(6000 * latency_seconds), seed=7)
+    frame = load_source(None, rows + int(6000 * (latency_seconds + WARM_UP_S)), seed=7)
     drain = frame.head(rows)
     log.info("bench: (a) Faust scorer (bulk path) draining %d transactions", rows)
     faust_tps = drain_rate(settings, drain, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir)

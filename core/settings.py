@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     labels_partitions: int = Field(1, ge=1, description="Partitions of the labels topic.")
     shadow_partitions: int = Field(8, ge=1, description="Partitions of the shadow verdicts topic.")
     scored_log: bool = Field(True, description="The scorer produces every scored transaction to the scored topic.")
+    scored_log_linger_ms: int = Field(
+        200,
+        ge=0,
+        le=10_000,
+        description="Longest a scored transaction waits to share a scored-topic message with the next ones (ms); "
+        "its offset is committed once that message is acknowledged (0: a message per fetch).",
+    )
     log_dir: str = Field(
         "",
         description="Folder of the scored-transaction log and the labels: a local path or file:// URL "

@@ -3,8 +3,9 @@
 One record per scored transaction: the transaction (PaySim columns), the feature vector the champion scored (the
 very matrix the scorer built), the model (name, version, feature set, threshold), its score and decision, when
 it was scored, and the challenger's score and decision when one shadowed it. On the topic, one message holds the
-records of one scored batch (at most ROWS_PER_MESSAGE) as an Arrow IPC stream: built with numpy per batch, about
-a microsecond a row, where one JSON message a transaction would cost several and double the records to produce.
+records of consecutive scored batches (at most ROWS_PER_MESSAGE rows) as an Arrow IPC stream: built with numpy
+once per message, about a microsecond a row, where one JSON message a transaction would cost several and double
+the records to produce, and one message per small fetch would cost the Arrow columns' set-up every time.
 The log sink (feedback/sink.py) writes the same columns to Parquet.
 """
 
@@ -77,28 +78,54 @@ class ShadowColumns:
     reviewed: np.ndarray
 
 
-def scored_messages(
-    transactions: Sequence[Transaction],
-    features: np.ndarray,
-    scores: np.ndarray,
-    blocked: np.ndarray,
-    reviewed: np.ndarray,
-    model: ModelColumns,
-    scored_at: datetime,
-    event_times: np.ndarray,
-    shadow: ShadowColumns | None = None,
-) -> list[bytes]:
-    """The batch's records as scored-topic messages (Arrow IPC streams of at most ROWS_PER_MESSAGE rows).
+@dataclass(frozen=True, slots=True)
+class ScoredRows:
+    """One scored batch's rows, as the scorer holds them until they become scored-topic messages.
 
     `event_times` are seconds since the epoch: each transaction's event_time, or its Kafka timestamp (what the
     scorer measures latency from); NaN for none.
     """
-    n = len(transactions)
-    if n == 0:
-        return []
-    batch = _batch(transactions, features, scores, blocked, reviewed, model, scored_at, event_times, shadow)
-    table = pa.Table.from_batches([batch])
-    return [_ipc(table.slice(start, ROWS_PER_MESSAGE)) for start in range(0, n, ROWS_PER_MESSAGE)]
+
+    transactions: Sequence[Transaction]
+    features: np.ndarray
+    scores: np.ndarray
+    blocked: np.ndarray
+    reviewed: np.ndarray
+    model: ModelColumns
+    scored_at: datetime
+    event_times: np.ndarray
+    shadow: ShadowColumns | None = None
+
+    def __len__(self) -> int:
+        return len(self.transactions)
+
+    @property
+    def scored_by(self) -> tuple[ModelColumns, str | None]:
+        """Who scored the rows: batches with the same can share a message."""
+        return self.model, None if self.shadow is None else self.shadow.version
+
+
+def scored_messages(parts: Sequence[ScoredRows]) -> list[bytes]:
+    """Scored batches, in order, as scored-topic messages: Arrow IPC streams of at most ROWS_PER_MESSAGE rows.
+
+    Consecutive batches scored by the same model (and challenger) share messages: the Arrow columns are built
+    once per message, not once per batch, so many small batches cost about what one large one does.
+    """
+    messages: list[bytes] = []
+    group: list[ScoredRows] = []
+    for part in [p for p in parts if len(p)]:
+        if group and part.scored_by != group[0].scored_by:
+            messages += _messages(group)
+            group = []
+        group.append(part)
+    if group:
+        messages += _messages(group)
+    return messages
+
+
+def _messages(group: Sequence[ScoredRows]) -> list[bytes]:
+    table = pa.Table.from_batches([_batch(group)])
+    return [_ipc(table.slice(start, ROWS_PER_MESSAGE)) for start in range(0, table.num_rows, ROWS_PER_MESSAGE)]
 
 
 def read_scored_message(raw: bytes) -> pa.Table:
@@ -112,27 +139,26 @@ def read_scored_message(raw: bytes) -> pa.Table:
     return table
 
 
-def _batch(
-    txs: Sequence[Transaction],
-    features: np.ndarray,
-    scores: np.ndarray,
-    blocked: np.ndarray,
-    reviewed: np.ndarray,
-    model: ModelColumns,
-    scored_at: datetime,
-    event_times: np.ndarray,
-    shadow: ShadowColumns | None,
-) -> pa.RecordBatch:
+def _batch(group: Sequence[ScoredRows]) -> pa.RecordBatch:
+    """The rows of batches scored by the same model (and challenger) as one record batch."""
+    first = group[0]
+    txs = [t for part in group for t in part.transactions]
     n = len(txs)
-    features = np.ascontiguousarray(features, dtype=np.float64)
+    model, shadow = first.model, first.shadow
+    features = np.ascontiguousarray(np.concatenate([part.features for part in group]), dtype=np.float64)
     width = features.shape[1] if features.ndim == 2 else 0
     # Columns the feature matrix already holds are taken from it (numpy), the rest from the transactions.
     taken = _from_features(features, model.feature_set)
+    event_times = np.concatenate([np.asarray(part.event_times, dtype=np.float64) for part in group])
     missing = np.isnan(event_times)
     event_us = np.where(missing, 0, np.round(np.nan_to_num(event_times) * 1e6)).astype(np.int64)
+    scored_us = np.repeat(
+        np.array([int(part.scored_at.timestamp() * 1e6) for part in group], dtype=np.int64),
+        [len(part) for part in group],
+    )
     columns: list[pa.Array] = [
         pa.array([t.tx_id for t in txs], pa.string()),
-        pa.array(np.full(n, int(scored_at.timestamp() * 1e6), dtype=np.int64), _TIME),
+        pa.array(scored_us, _TIME),
         pa.array(event_us, _TIME, mask=missing),
         pa.array(np.array([t.step for t in txs], dtype=np.int32)),
         taken.get("type") or pa.array([t.type.value for t in txs], pa.string()).dictionary_encode(),
@@ -147,17 +173,18 @@ def _batch(
         pa.ListArray.from_arrays(
             pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32)), pa.array(features.ravel())
         ),
-        pa.array(np.asarray(scores, dtype=np.float64)),
+        pa.array(np.concatenate([np.asarray(part.scores, dtype=np.float64) for part in group])),
         pa.array(np.full(n, model.threshold, dtype=np.float64)),
-        _decisions(blocked, reviewed),
+        _decisions(np.concatenate([part.blocked for part in group]), np.concatenate([part.reviewed for part in group])),
     ]
-    if shadow is None:
+    shadows = [part.shadow for part in group if part.shadow is not None]
+    if shadow is None:  # a group shares its challenger (ScoredRows.scored_by): all rows have one, or none
         columns += [pa.nulls(n, _TEXT), pa.nulls(n, pa.float64()), pa.nulls(n, _TEXT)]
     else:
         columns += [
             _constant(shadow.version, n),
-            pa.array(np.asarray(shadow.scores, dtype=np.float64)),
-            _decisions(shadow.blocked, shadow.reviewed),
+            pa.array(np.concatenate([np.asarray(s.scores, dtype=np.float64) for s in shadows])),
+            _decisions(np.concatenate([s.blocked for s in shadows]), np.concatenate([s.reviewed for s in shadows])),
         ]
     return pa.RecordBatch.from_arrays(columns, schema=SCORED_SCHEMA)
 

@@ -2,14 +2,15 @@
 
 The data path, top to bottom: a fetch as the broker returned it (stream_app/bulk.py hands it over whole) ->
 `BatchProcessor.process` (parse, validate, features, score, verdict bytes; bad messages become dead letters) ->
-`Deliverer.submit` (acks=all) -> the fetch's offsets become committable, so Faust's commit timer commits them
-only after the verdicts are safe.
+`Deliverer.submit` (acks=all) -> the closed loop (shadow verdicts; the rows for the scored log, gathered across
+fetches; drift) -> the fetch's offsets become committable once all of it is acknowledged, so Faust's commit timer
+commits them only after the verdicts and the log's rows are safe.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import faust
 from faust.types import StreamT
@@ -34,6 +35,7 @@ async def score_fetches(app: faust.App, state: ScorerState, stream: StreamT[bulk
             await state.deliverer.wait_below()  # back-pressure while the broker is slow or away
             yield None
     finally:
+        produce_log(state, force=True)
         # Stopping (SIGTERM): every verdict produced so far is acknowledged before Faust's final commit, within
         # the stop deadline; what is not acknowledged by then is not committed either, and is scored again by
         # whoever reads the partition next. (A rebalance does not stop the agent: the bulk consumer settles the
@@ -56,9 +58,44 @@ def score_fetch(app: faust.App, state: ScorerState, fetch: bulk.Fetch) -> None:
     state.progressed()
     outcome = state.processor.process(fetch.incoming())
 
-    def delivered() -> None:
+    def acknowledged() -> None:
         route.acknowledged(fetch)
-        state.processor.delivered(outcome)
         refresh_lag(app, state)
 
-    state.deliverer.submit(outcome.records, delivered)
+    # Three parts are owed: the verdicts and dead letters, the closed loop's records, the fetch's rows in the log.
+    owed = AllOf(3, acknowledged)
+
+    def verdicts_delivered() -> None:
+        state.processor.delivered(outcome)  # the latency metric: up to the verdicts' acknowledgement
+        owed.one()
+
+    state.deliverer.submit(outcome.records, verdicts_delivered)  # the verdicts leave before the closed loop runs
+    state.deliverer.submit(state.processor.follow_up(outcome), owed.one)
+    if state.closed_loop is None:
+        owed.one()
+    else:
+        state.closed_loop.after_logged(owed.one)
+    produce_log(state)
+
+
+def produce_log(state: ScorerState, force: bool = False) -> None:
+    """Produce the scored log's waiting rows when due (`force`: whatever waits, for a revoke or a stop)."""
+    taken = None if state.closed_loop is None else state.closed_loop.take_log(force)
+    if taken is not None:
+        records, logged = taken
+        state.deliverer.submit(records, logged)
+
+
+class AllOf:
+    """Calls `done` once `one` has been called `parts` times."""
+
+    __slots__ = ("done", "left")
+
+    def __init__(self, parts: int, done: Callable[[], None]) -> None:
+        self.left = parts
+        self.done = done
+
+    def one(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.done()

@@ -17,7 +17,7 @@ from core.settings import Settings
 from kafka_ops.clients import client_config, librdkafka_config
 from registry import LoadedModel
 from stream_app import bulk
-from stream_app.agents import score_fetches
+from stream_app.agents import produce_log, score_fetches
 from stream_app.closed_loop import ClosedLoop
 from stream_app.dashboard import register_dashboard
 from stream_app.decisions import DecisionPolicy
@@ -96,6 +96,7 @@ def build_app(
         revoke_timeout_s=settings.session_timeout_s / 2,
     )
     state.route = route
+    route.before_settle = lambda: produce_log(state, force=True)  # a revoke waits for the log's rows too
 
     @app.agent(route.channel)
     async def score(stream: StreamT[bulk.Fetch]) -> AsyncIterator[None]:
@@ -122,6 +123,10 @@ def build_app(
     @app.timer(interval=settings.reload_interval_s)
     async def reload_challenger() -> None:
         await check_for_challenger(state)
+
+    @app.timer(interval=max(0.01, settings.scored_log_linger_ms / 2000.0))
+    async def scored_log_rows() -> None:
+        produce_log(state)  # rows that waited their linger while no fetch came
 
     @app.timer(interval=5.0)
     async def drift_gauges() -> None:

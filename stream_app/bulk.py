@@ -38,7 +38,7 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -282,6 +282,7 @@ class BulkRoute:
         self.channel = BulkChannel(app, maxsize=QUEUED_FETCHES)
         self.unacknowledged: set[Fetch] = set()  # started by the agent, verdicts not yet acknowledged
         self.skipped = 0  # fetches not started because a revoke ended their epoch
+        self.before_settle: Callable[[], None] | None = None  # a revoke began: produce what is held back now
         self._moved = asyncio.Event()
 
     def start(self, fetch: Fetch) -> bool:
@@ -474,6 +475,8 @@ class BulkConsumer(faust_aiokafka.Consumer):
         started = time.monotonic()
         route.watermarks.close_epoch()
         self.stop_flow()
+        if route.before_settle is not None:
+            route.before_settle()
         deadline = started + route.revoke_timeout_s
         while route.unacknowledged and time.monotonic() < deadline:
             await route.wait_moved(max(0.0, deadline - time.monotonic()))

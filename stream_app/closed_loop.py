@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from core.settings import Settings
 from registry import LoadedModel
 from stream_app.drift import DriftMonitor
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import Record, ScoredBatch
-from stream_app.scored_log import scored_records
+from stream_app.scored_log import ScoredLog, scored_rows
 from stream_app.shadow import Shadow
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,11 @@ class ClosedLoop:
 
     def __init__(self, settings: Settings, metrics: ScorerMetrics, champion: LoadedModel) -> None:
         self.metrics = metrics
-        self.log_topic = settings.topic_scored if settings.scored_log else None
+        self.log = (
+            ScoredLog(settings.topic_scored, settings.scored_log_linger_ms / 1000.0, on_error=self._log_failed)
+            if settings.scored_log
+            else None
+        )
         self.shadow = Shadow(settings.topic_shadow, metrics)
         self.drift = DriftMonitor(metrics, settings.drift_window_s, settings.drift_min_transactions)
         self.drift.use(champion.reference)
@@ -39,21 +44,40 @@ class ClosedLoop:
         self.drift.use(model.reference)
 
     def follow(self, batch: ScoredBatch) -> list[Record]:
-        """The shadow verdicts and the log records of a scored batch; counts it into the drift window."""
+        """The shadow verdicts of a scored batch; gathers its rows for the log, counts it into the drift window."""
         records, shadow = self.shadow.score(batch)
-        if self.log_topic is not None:
+        if self.log is not None:
             try:
-                logged = scored_records(batch, self.log_topic, shadow)
+                self.log.add(scored_rows(batch, shadow))
             except Exception:
                 self._failed("log")
-            else:
-                records += logged
-                self.metrics.scored_log_records.inc(len(batch.transactions))
         try:
             self.drift.observe(batch.scored.features, batch.scored.scores)
         except Exception:
             self._failed("drift")
         return records
+
+    def after_logged(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once every row gathered so far is acknowledged in the log (at once with no log)."""
+        if self.log is None:
+            callback()
+        else:
+            self.log.after_logged(callback)
+
+    def take_log(self, force: bool = False) -> tuple[list[Record], Callable[[], None]] | None:
+        """The log's records and the callback for their acknowledgement, when due (or waiting at all, `force`d:
+        a revoke, a stop, the baseline's every batch); None when nothing is to be produced now."""
+        log_ = self.log
+        if log_ is None or not (log_.due() or (force and log_.rows)):
+            return None
+        rows = log_.rows
+        taken = log_.take()
+        if taken[0]:
+            self.metrics.scored_log_records.inc(rows)
+        return taken
+
+    def _log_failed(self) -> None:
+        self._failed("log")
 
     def _failed(self, step: str) -> None:
         self.metrics.closed_loop_errors.labels(step).inc()

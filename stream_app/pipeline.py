@@ -60,17 +60,6 @@ class Record:
     retries: int = 0  # transient failures (the broker away, a missing topic)
 
 
-@dataclass(slots=True)
-class BatchOutcome:
-    """What to produce for a batch, and the start times of its valid transactions for the latency metric."""
-
-    records: list[Record] = field(default_factory=list)
-    started_at: np.ndarray = field(default_factory=lambda: np.empty(0))
-    scored: int = 0
-    invalid: int = 0
-    model_version: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class ScoredBatch:
     """A batch the champion scored, as what follows the scoring sees it (stream_app/closed_loop.py): the shadow
@@ -84,7 +73,20 @@ class ScoredBatch:
     event_times: np.ndarray
 
 
-# What follows the scoring of a batch: more records to produce with the batch's verdicts (acknowledged before its
+@dataclass(slots=True)
+class BatchOutcome:
+    """What to produce for a batch, and the start times of its valid transactions for the latency metric;
+    `champion` is the batch as scored, for what follows the scoring (`BatchProcessor.follow_up`)."""
+
+    records: list[Record] = field(default_factory=list)
+    started_at: np.ndarray = field(default_factory=lambda: np.empty(0))
+    scored: int = 0
+    invalid: int = 0
+    model_version: str = ""
+    champion: ScoredBatch | None = None
+
+
+# What follows the scoring of a batch: more records to produce after the batch's verdicts (acknowledged before its
 # offsets are committed, like them).
 Follower = Callable[[ScoredBatch], list["Record"]]
 
@@ -205,13 +207,17 @@ class BatchProcessor:
             self.metrics.score.observe_many(scored.scores)
             outcome.started_at = started_at
             outcome.scored = len(valid)
-            if self.follow is not None:
-                outcome.records.extend(
-                    self.follow(ScoredBatch(valid, sources, scored, self.scorer, outcome.started_at))
-                )
+            outcome.champion = ScoredBatch(valid, sources, scored, self.scorer, started_at)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         return outcome
+
+    def follow_up(self, outcome: BatchOutcome) -> list[Record]:
+        """What follows the scoring of a processed batch (the closed loop): run once its verdicts are produced,
+        so that they do not wait for it."""
+        if self.follow is None or outcome.champion is None:
+            return []
+        return self.follow(outcome.champion)
 
     def undeliverable(self, record: Record, error: str) -> Record | None:
         """The dead letter that replaces a verdict the broker refuses for good (None for a dead letter)."""

@@ -15,7 +15,14 @@ from schemas.drift import DriftReference, bin_counts, edge_grid, psi, reference_
 from schemas.features import build_features, feature_names
 from schemas.json_schema import SCHEMA_DIR
 from schemas.label import label_bytes, parse_label
-from schemas.scored import ROWS_PER_MESSAGE, ModelColumns, ShadowColumns, read_scored_message, scored_messages
+from schemas.scored import (
+    ROWS_PER_MESSAGE,
+    ModelColumns,
+    ScoredRows,
+    ShadowColumns,
+    read_scored_message,
+    scored_messages,
+)
 from schemas.transaction import Transaction
 from tests.support.models import sample_frame, sample_rows
 
@@ -33,7 +40,7 @@ def test_a_scored_batch_reads_back_row_for_row_with_its_features_model_and_shado
     event_times = np.full(len(txs), at.timestamp() - 1.5)
     event_times[7] = np.nan
     shadow = ShadowColumns("4", scores[::-1].copy(), scores[::-1] >= 0.3, np.zeros(len(txs), dtype=bool))
-    raw = scored_messages(txs, x, scores, blocked, reviewed, model, at, event_times, shadow)
+    raw = scored_messages([ScoredRows(txs, x, scores, blocked, reviewed, model, at, event_times, shadow)])
     assert len(raw) == 3 and ROWS_PER_MESSAGE == 1000
     table = pa.concat_tables([read_scored_message(m) for m in raw])
     assert table["tx_id"].to_pylist() == [t.tx_id for t in txs]
@@ -49,6 +56,34 @@ def test_a_scored_batch_reads_back_row_for_row_with_its_features_model_and_shado
         "block" if s >= 0.3 else "allow" for s in scores[::-1]
     ]
     assert table["event_time"][7].as_py() is None and table["scored_at"][0].as_py() == at
+
+
+def test_consecutive_batches_of_one_model_share_messages_in_order_and_a_new_version_starts_its_own() -> None:
+    txs = [Transaction.model_validate({**row, "tx_id": f"t{i}"}) for i, row in enumerate(sample_rows()[:1_300])]
+    x = build_features(sample_frame().head(1_300))
+    scores = np.linspace(0, 1, len(txs))
+    v3, v4 = (ModelColumns("momoguard-fraud", v, "pre_settlement", 0.5) for v in ("3", "4"))
+    at = [datetime(2026, 12, 1, 10, 0, second, tzinfo=UTC) for second in range(4)]
+    cuts = [0, 7, 907, 1_200, 1_300]  # a small fetch, a large one, a third: one version; then another version
+
+    def part(i: int, model: ModelColumns) -> ScoredRows:
+        rows = slice(cuts[i], cuts[i + 1])
+        n = cuts[i + 1] - cuts[i]
+        none = np.zeros(n, dtype=bool)
+        return ScoredRows(txs[rows], x[rows], scores[rows], scores[rows] >= 0.5, none, model, at[i], np.full(n, 1.0))
+
+    nothing = np.zeros(0)
+    empty = ScoredRows([], x[:0], nothing, nothing, nothing, v3, at[0], nothing)  # a fetch of dead letters only
+    raw = scored_messages([part(0, v3), part(1, v3), empty, part(2, v3), part(3, v4)])
+    tables = [read_scored_message(m) for m in raw]
+    assert [t.num_rows for t in tables] == [1000, 200, 100], "1,200 rows of version 3 in two messages, then v4"
+    table = pa.concat_tables(tables)
+    assert table["tx_id"].to_pylist() == [t.tx_id for t in txs]
+    assert np.array_equal(np.vstack(table["features"].to_pylist()), x)
+    assert table["model_version"].cast(pa.string()).to_pylist() == ["3"] * 1_200 + ["4"] * 100
+    expected_at = [at[i] for i in range(4) for _ in range(cuts[i + 1] - cuts[i])]
+    assert table["scored_at"].to_pylist() == expected_at, "each row keeps its own batch's scoring time"
+    assert table["score"].to_pylist() == scores.tolist()
 
 
 @pytest.mark.parametrize("raw", [b"", b"not arrow", b"\x00" * 64])
