@@ -470,6 +470,15 @@ class BulkConsumer(faust_aiokafka.Consumer):
             await self._settle(route)
         await super().on_partitions_revoked(revoked)
 
+    async def wait_empty(self) -> None:
+        # A stopping worker: Faust's last commit follows this. Settle first, as on a revoke, so that fetches the
+        # agent has started are committed once acknowledged (their verdicts, and their rows in the scored log,
+        # which may wait up to its linger), and fetches not yet started stay unscored, for the next owner.
+        route = self._route
+        if route is not None and self.app.should_stop and route.watermarks.books:
+            await self._settle(route)
+        await super().wait_empty()
+
     async def _settle(self, route: BulkRoute) -> None:
         """Before Faust forgets the revoked partitions: no new work, wait for the verdicts owed, commit them."""
         started = time.monotonic()

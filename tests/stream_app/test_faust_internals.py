@@ -36,6 +36,7 @@ METHODS: list[tuple[type, str, list[str]]] = [
     (faust_aiokafka.Consumer, "_to_message", ["self", "tp", "record"]),  # called for other topics
     (Consumer, "_add_gap", ["self", "tp", "offset_from", "offset_to"]),  # called for other topics
     (Consumer, "on_partitions_revoked", ["self", "revoked"]),  # overridden: settle before Faust forgets
+    (Consumer, "wait_empty", ["self"]),  # overridden: a stopping worker settles before Faust's last commit
     (ThreadDelegateConsumer, "seek_to_committed", ["self"]),  # overridden: where the books open
     (ThreadDelegateConsumer, "seek_wait", ["self", "partitions"]),  # called: back to offsets not handed out
     (Consumer, "commit", ["self", "topics", "start_new_transaction"]),  # called when the window is full
