@@ -133,6 +133,19 @@ class VerdictReader(threading.Thread):
             self.consumer.close()
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off within the block (back to what it was after)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@collector_paused()
 def replay(
     settings: Settings,
     frame: pl.DataFrame,
@@ -148,30 +161,6 @@ def replay(
     replay's own records (two a transaction) set one off every ~40,000 transactions. Nothing the replay keeps is
     cyclic, so reference counting frees it all the same; the collector is back on once the verdicts are in.
     """
-    with collector_paused():
-        return _replay(settings, frame, pace, wait_s=wait_s, on_progress=on_progress)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off within the block (back to what it was after)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _replay(
-    settings: Settings,
-    frame: pl.DataFrame,
-    pace: Pace,
-    *,
-    wait_s: float = 60.0,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> ReplayLog:
     check_broker(settings)
     run_id = uuid.uuid4().hex[:8]
     reader = VerdictReader(settings, run_id)
