@@ -57,7 +57,7 @@ def run(settings: Settings) -> int:
             **librdkafka_config(settings),
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 1,
+            "linger.ms": settings.producer_linger_ms,  # the scorer's own setting: the same trade-off
             "compression.type": "lz4",
             "batch.num.messages": 10_000,
             "log_level": 0,

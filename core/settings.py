@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         le=900_000,
         description="Largest dead letter; a bigger original keeps a prefix and headers saying so.",
     )
+    producer_linger_ms: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description="librdkafka `linger.ms` of the scorer's producer: 0 sends each fetch's verdicts at once "
+        "(batches still form while requests are in flight); each 1 ms adds ~1 ms to every verdict.",
+    )
     produce_attempts: int = Field(
         3,
         ge=1,

@@ -60,7 +60,11 @@ def build_app(
         follow=closed_loop.follow,
     )
     deliverer = Deliverer(
-        librdkafka_config(settings), metrics, rescue=processor.undeliverable, attempts=settings.produce_attempts
+        librdkafka_config(settings),
+        metrics,
+        rescue=processor.undeliverable,
+        attempts=settings.produce_attempts,
+        linger_ms=settings.producer_linger_ms,
     )
     state = ScorerState(settings, processor, metrics, deliverer, closed_loop=closed_loop)
     state.lists = ListReader(settings, lists, metrics)

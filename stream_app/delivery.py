@@ -82,7 +82,7 @@ class Deliverer:
         rescue: Callable[[Record, str], Record | None] | None = None,
         attempts: int = 3,
         retry_delay_s: float = 0.5,
-        linger_ms: float = 1.0,
+        linger_ms: float = 0.0,
         max_in_flight: int = 50_000,
         producer_factory: Callable[[dict[str, Any]], ProducerLike] | None = None,
     ) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from core.settings import Settings
 from stream_app.delivery import Deliverer
 from stream_app.metrics import ScorerMetrics
 from stream_app.pipeline import Record
@@ -24,7 +25,8 @@ class FakeProducer:
 
     made: list[FakeProducer] = []
 
-    def __init__(self, _config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
         self.queue: list[tuple[str, bytes, Any]] = []
         self.delivered: list[tuple[str, bytes]] = []
         self.refuse: Rule = lambda topic, value: None
@@ -91,6 +93,15 @@ def records(*values: bytes, topic: str = "verdicts") -> list[Record]:
 
 def too_large(value: bytes) -> Rule:
     return lambda topic, v: KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if v == value else None
+
+
+def test_the_producer_sends_at_once_unless_told_to_linger() -> None:
+    # Each millisecond of linger is a millisecond on every verdict (docs/BENCHMARKS.md, "linger.ms 0").
+    Deliverer({}, producer_factory=FakeProducer)
+    Deliverer({}, linger_ms=Settings(producer_linger_ms=5).producer_linger_ms, producer_factory=FakeProducer)
+    assert [p.config["linger.ms"] for p in FakeProducer.made[-2:]] == [0.0, 5.0]
+    assert Settings.model_fields["producer_linger_ms"].default == 0.0
+    assert FakeProducer.made[-1].config["acks"] == "all"
 
 
 def test_a_refused_record_is_tried_then_dead_lettered_and_the_batches_behind_it_complete() -> None:
