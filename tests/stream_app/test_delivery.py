@@ -98,7 +98,7 @@ def too_large(value: bytes) -> Rule:
 def test_the_producer_sends_at_once_unless_told_to_linger() -> None:
     # Each millisecond of linger is a millisecond on every verdict (docs/BENCHMARKS.md, "linger.ms 0").
     Deliverer({}, producer_factory=FakeProducer)
-    Deliverer({}, linger_ms=Settings(producer_linger_ms=5).producer_linger_ms, producer_factory=FakeProducer)
+    Deliverer({}, linger_ms=5, producer_factory=FakeProducer)
     assert [p.config["linger.ms"] for p in FakeProducer.made[-2:]] == [0.0, 5.0]
     assert Settings.model_fields["producer_linger_ms"].default == 0.0
     assert FakeProducer.made[-1].config["acks"] == "all"
