@@ -20,6 +20,7 @@ from faust.transport import drivers
 from faust.transport.consumer import Consumer, Fetcher, ThreadDelegateConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
+from mode.threads import QueueServiceThread, ServiceThread
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
 from core.settings import PROJECT_ROOT
@@ -44,6 +45,13 @@ METHODS: list[tuple[type, str, list[str]]] = [
     (Consumer, "wait_first", ["self", "coros", "timeout"]),
     (faust.Channel, "put", ["self", "value"]),
     (faust.Channel, "clone", ["self", "is_iterator", "kwargs"]),
+    # The consumer "thread" on the app's loop (bulk.LoopConsumerThread):
+    (faust_aiokafka.Consumer, "_new_consumer_thread", ["self"]),  # overridden: which consumer thread
+    (ServiceThread, "__init__", ["self", "executor", "loop", "thread_loop", "Worker", "kwargs"]),  # thread_loop=
+    (ServiceThread, "start", ["self"]),  # overridden: no thread
+    (ServiceThread, "_serve", ["self"]),  # called: what the thread would run
+    (ServiceThread, "_gather_remaining_tasks", ["self"]),  # overridden: the loop's other tasks are the app's
+    (QueueServiceThread, "call_thread", ["self", "fun", "args", "kwargs"]),  # overridden: a plain await
 ]
 
 # Attributes of a consumer instance the bulk path reads.
@@ -74,10 +82,11 @@ def test_a_method_the_bulk_path_relies_on_keeps_its_signature(owner: type, name:
     )
 
 
-def test_faust_streaming_is_the_pinned_version() -> None:
-    pinned = re.search(r'"faust-streaming==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text())
-    assert pinned, "pyproject.toml must pin faust-streaming exactly: stream_app/bulk.py leans on its internals"
-    assert version("faust-streaming") == pinned.group(1)
+@pytest.mark.parametrize("package", ["faust-streaming", "mode-streaming"])
+def test_faust_and_mode_are_the_pinned_versions(package: str) -> None:
+    pinned = re.search(rf'"{package}==([^"]+)"', (PROJECT_ROOT / "pyproject.toml").read_text())
+    assert pinned, f"pyproject.toml must pin {package} exactly: stream_app/bulk.py leans on its internals"
+    assert version(package) == pinned.group(1)
 
 
 def test_the_fetch_step_still_returns_records_and_active_partitions() -> None:
@@ -104,6 +113,19 @@ def test_the_consumer_the_app_builds_is_the_bulk_one_with_the_attributes_it_read
     assert hasattr(Fetcher(app), "_stopped") and isinstance(Service(), Service)
     assert route.channel.queue.maxsize == bulk.QUEUED_FETCHES
     assert "subscriber_count" in dir(route.channel)
+    thread = consumer._thread
+    assert isinstance(thread, bulk.LoopConsumerThread)
+    assert thread.thread_loop is thread.parent_loop is app.loop, "the consumer must run on the app's loop"
+    assert thread._thread_running is None and not thread._thread_started.is_set()
+
+
+def test_the_stock_thread_start_still_sets_the_fields_the_loop_version_sets() -> None:
+    # LoopConsumerThread.start replaces ServiceThread.start; it must set what the rest of ServiceThread reads.
+    source = inspect.getsource(ServiceThread.start)
+    for line in ("self._thread_started.set()", "self._thread_running = ", "await self._thread_running"):
+        assert line in source, f"ServiceThread.start no longer does `{line}`: revisit bulk.LoopConsumerThread.start"
+    serve = inspect.getsource(ServiceThread._serve)
+    assert "notify, self._thread_running" in serve, "ServiceThread._serve no longer signals that it started"
 
 
 def test_the_queue_types_the_channel_builds_on() -> None:
