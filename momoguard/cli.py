@@ -85,6 +85,13 @@ def _one_line(error: ValidationError) -> str:
     return f"invalid setting {where}: {first['msg']}{more}"
 
 
+def _say(line: str) -> None:
+    # One write for the whole line: `print` writes the text and the newline separately, so the workers of
+    # `serve --workers N`, which share one stderr, could join their lines into one.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def main() -> None:
     """Console-script entry: run the CLI, turning expected failures into one line and an exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -97,19 +104,19 @@ def main() -> None:
         if show is not None:
             show()
         else:
-            print(f"error: {error}", file=sys.stderr)
+            _say(f"error: {error}")
         sys.exit(getattr(error, "exit_code", 2))
     except typer.Abort:
-        print("aborted", file=sys.stderr)
+        _say("aborted")
         sys.exit(130)
     except MomoGuardError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         sys.exit(error.exit_code)
     except ValidationError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        _say(f"error: {_one_line(error)}")
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         sys.exit(130)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -33,6 +33,39 @@ def test_a_command_ending_in_typer_exit_exits_with_its_code() -> None:
     assert done.returncode == 3, done.stderr
 
 
+@pytest.mark.parametrize("failing", ["raise MomoGuardError('no champion model')", "Settings(max_batch=0)"])
+def test_the_error_line_goes_out_in_one_write(failing: str) -> None:
+    # The workers of `serve --workers N` share one stderr: a line written in two parts (`print` writes the text,
+    # then the newline) could be joined with another worker's. Record each write the entry point makes.
+    program = (
+        "import atexit, json, sys, typer\n"
+        "from core.errors import MomoGuardError\n"
+        "from core.settings import Settings\n"
+        "from momoguard import cli\n"
+        "writes = []\n"
+        "class Recorder:\n"
+        "    def write(self, text):\n"
+        "        writes.append(text)\n"
+        "        return len(text)\n"
+        "    def flush(self):\n"
+        "        pass\n"
+        "atexit.register(lambda: sys.__stdout__.write(json.dumps(writes)))\n"
+        "@cli.app.command('fail')\n"
+        "def fail() -> None:\n"
+        f"    {failing}\n"
+        "sys.argv = ['momoguard', 'fail']\n"
+        "sys.stderr = Recorder()\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0, done.stderr
+    writes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(writes) == 1, writes
+    assert writes[0].startswith("error: ") and writes[0].endswith("\n") and writes[0].count("\n") == 1, writes
+
+
 @pytest.mark.kafka
 def test_replay_with_the_scorer_down_exits_1_and_still_writes_the_report(scorer_env: ScorerEnv, tmp_path: Path) -> None:
     report = tmp_path / "nobody-answers.json"
