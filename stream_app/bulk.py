@@ -358,7 +358,7 @@ class LoopConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def __init__(self, consumer: faust_aiokafka.Consumer, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
         super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
-        self._serving: asyncio.Future[None] | None = None
+        self._serving: asyncio.Future[None] | None = None  # the loop holds tasks weakly: keep `_serve`'s here
 
     async def start(self) -> None:
         # `ServiceThread.start` starts a thread that runs `_serve` on the thread's loop: run it here as a task.
