@@ -1,8 +1,10 @@
 """Derive the generator's calibration table from PaySim v1's parameter files and the real Kaggle samples.
 
-Run: python -m paysim.calibrate --params <params-v1 dir> [--samples <samples dir>] [--out paysim/calibration.json]
-(--check compares instead of writing). The parameter tables are GPL-3.0 and stay outside the repository; the
-test suite checks the figures fitted on the samples alone, from the copies in tests/fixtures/paysim.
+Run: python -m paysim.calibrate --params <params-v1 dir> [--params-v2 <params-v2 dir>] [--samples <samples dir>]
+[--out paysim/calibration.json] (--check compares instead of writing; --params-v2 defaults to the folder
+`params-v2` beside --params). PaySim v2's client profiles give only the opt-in repeat-client mode's figures.
+The parameter tables are GPL-3.0 and stay outside the repository; the test suite checks the figures fitted on the
+samples alone, from the copies in tests/fixtures/paysim.
 
 The table holds figures computed here, not the source files: per hour of day the type mix and the amount
 mean and spread of each type; a per-step volume profile; per-day amount factors; quantiles of the initial
@@ -44,6 +46,8 @@ DEFAULT_OUT = Path(__file__).with_name("calibration.json")
 AGGREGATE_FILE = "AggregateTransaction7386.csv"
 BALANCE_FILE = "initialBalanceClients7386.csv"
 REPETITION_FILE = "transferFreq4Mod.csv"
+# PaySim v2: per type, how many times a client does it in a month (buckets of counts, with their frequency).
+PROFILES_FILE = "clientsProfiles.csv"
 
 # The aggregate table's step 2 is day 1, hour 1; Kaggle's step 1 is the first hour with data, so Kaggle step
 # s reads aggregate step s + 1 and its hour of day is s % 24 (the convention feature code uses).
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, required=True, help="folder with PaySim v1 parameter files")
     parser.add_argument(
+        "--params-v2", type=Path, default=None, help="folder with PaySim v2 parameter files (default: beside --params)"
+    )
+    parser.add_argument(
         "--samples", type=Path, default=SAMPLES_DIR, help="folder with the Kaggle sample CSVs (default: %(default)s)"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -98,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        table = json.loads(json.dumps(derive(args.params, args.samples)))
+        params_v2 = args.params_v2 or args.params.parent / "params-v2"
+        table = json.loads(json.dumps(derive(args.params, args.samples, params_v2)))
     except MomoGuardError as error:
         parser.exit(1, f"error: {error}\n")
     if args.check:
@@ -112,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("wrote %s", args.out)
 
 
-def derive(params_dir: Path, samples_dir: Path) -> dict[str, Any]:
+def derive(params_dir: Path, samples_dir: Path, params_v2_dir: Path) -> dict[str, Any]:
     """The whole calibration table as a JSON-ready dict."""
     aggregate = _read_aggregate(params_dir / AGGREGATE_FILE)
     samples = load_samples(samples_dir)
@@ -129,6 +137,7 @@ def derive(params_dir: Path, samples_dir: Path) -> dict[str, Any]:
         "sources": {
             **{name: _sha256(params_dir / name) for name in (AGGREGATE_FILE, BALANCE_FILE, REPETITION_FILE)},
             **{name: _sha256(samples_dir / name) for name in SAMPLE_FILES},
+            f"v2/{PROFILES_FILE}": _sha256(params_v2_dir / PROFILES_FILE),
         },
         "kaggle": {
             "steps": KAGGLE_STEPS,
@@ -154,7 +163,28 @@ def derive(params_dir: Path, samples_dir: Path) -> dict[str, Any]:
             "aftermath_share": aftermath,
             "takeovers_per_step": _takeovers_per_step(chunks, aftermath),
         },
+        "repeat_clients": {"share": _repeat_shares(params_v2_dir / PROFILES_FILE, KAGGLE_STEPS)},
     }
+
+
+def _repeat_shares(path: Path, steps: int) -> dict[str, float]:
+    """Per type, the share of a month's chains made by a client who has acted before: 1 - 1 / E[acts per client].
+
+    A bucket of PaySim v2's profiles counts as its middle, at most one act per hour of the month. Used only by
+    the opt-in `--repeat-clients` mode (docs/GENERATOR.md); Kaggle's v1 month has no repeat originators.
+    """
+    if not path.is_file():
+        raise DataError(f"no {path.name} in {path.parent} (PaySim v2's parameter files): give --params-v2")
+    profiles = pl.read_csv(path).filter(pl.col("action").is_in(TX_TYPES))
+    acts = profiles.with_columns(
+        middle=pl.min_horizontal((pl.col("minCount") + pl.col("maxCount")) / 2, pl.lit(float(steps)))
+    )
+    per_type = acts.group_by("action").agg(mean=(pl.col("middle") * pl.col("freq")).sum() / pl.col("freq").sum())
+    means = dict(per_type.select("action", "mean").iter_rows())
+    missing = [t for t in TX_TYPES if t not in means]
+    if missing:
+        raise DataError(f"{path.name} has no profile for {', '.join(missing)}")
+    return {t: round(1.0 - 1.0 / max(float(means[t]), 1.0), 4) for t in TX_TYPES}
 
 
 def _read_aggregate(path: Path) -> pl.DataFrame:

@@ -42,6 +42,7 @@ class Calibration:
     aftermath_share: float
     takeovers_per_step: float
     fraud_rows_per_step: float  # Kaggle's fraud rows per step at scale 1
+    repeat_share: np.ndarray  # (types,) --repeat-clients: share of chains by a client who acted before (PaySim v2)
 
     def amount_moments(self, tx_type: int, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and coefficient of variation of one type's amounts at these steps (Kaggle corrections applied)."""
@@ -123,6 +124,7 @@ def _build(raw: dict[str, Any]) -> Calibration:
         aftermath_share=float(fraud["aftermath_share"]),
         takeovers_per_step=float(fraud["takeovers_per_step"]),
         fraud_rows_per_step=float(raw["kaggle"]["fraud_rows"]) / float(raw["kaggle"]["steps"]),
+        repeat_share=np.array([raw["repeat_clients"]["share"][t] for t in TX_TYPES], dtype=np.float64),
     )
 
 

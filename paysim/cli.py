@@ -48,6 +48,14 @@ def generate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object (nothing else on stdout).")
     ] = False,
+    repeat_clients: Annotated[
+        bool,
+        typer.Option(
+            "--repeat-clients",
+            help="Deviation from Kaggle (opt-in): accounts act again as originators at PaySim v2's repeat rates, "
+            "and each mule cashes out under its own name what it received (docs/GENERATOR.md).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a PaySim month with PaySim v1's mechanics, calibrated on the Kaggle data.
 
@@ -69,10 +77,17 @@ def generate(
     real = load_samples(samples) if report else None
     console = Console(stderr=as_json)  # with --json, stdout holds only the JSON
     started = time.perf_counter()
-    frame = make_month(steps=steps, scale=scale, seed=seed)
+    frame = make_month(steps=steps, scale=scale, seed=seed, repeat_clients=repeat_clients)
     made = time.perf_counter()
     console.print(f"generated {frame.height:,} rows over {steps} steps in {made - started:.1f} s")
-    result: dict[str, Any] = {"rows": frame.height, "steps": steps, "scale": scale, "seed": seed, "out": None}
+    result: dict[str, Any] = {
+        "rows": frame.height,
+        "steps": steps,
+        "scale": scale,
+        "seed": seed,
+        "repeat_clients": repeat_clients,
+        "out": None,
+    }
     if out is not None:
         write_paysim(frame, out)
         console.print(f"wrote {out} in {time.perf_counter() - made:.1f} s", soft_wrap=True, highlight=False)

@@ -40,7 +40,12 @@ _BYTES_PER_STEP = 256
 
 @dataclass
 class _Rows:
-    """Columns of generated rows; `dest` is an account index, or -1 for a merchant or a fresh mule."""
+    """Columns of generated rows; `dest` is an account index, or -1 for a merchant or a fresh mule.
+
+    `orig` is the originator's account index, or -1 for a fresh name (always, except with repeat clients);
+    `mule` numbers the mule of a fraud TRANSFER (its destination) and of its CASH_OUT (its originator) with
+    repeat clients, else -1.
+    """
 
     step: np.ndarray
     tx_type: np.ndarray
@@ -52,6 +57,8 @@ class _Rows:
     new_dest: np.ndarray
     fraud: np.ndarray
     flagged: np.ndarray
+    orig: np.ndarray
+    mule: np.ndarray
 
     @classmethod
     def concat(cls, parts: list[_Rows]) -> _Rows:
@@ -126,23 +133,66 @@ def expected_rows(steps: int = 743, scale: float = 1.0) -> int:
     return int(round(genuine + steps * scale * calibration.fraud_rows_per_step))
 
 
-def generate(steps: int = 743, scale: float = 1.0, seed: int = 0) -> pl.DataFrame:
+def generate(steps: int = 743, scale: float = 1.0, seed: int = 0, repeat_clients: bool = False) -> pl.DataFrame:
     """A PaySim frame of `steps` hours at `scale` times the Kaggle volume; the same seed gives the same rows.
 
     `--steps 743 --scale 1` is Kaggle size (about 6.36 million rows, 0.13 % fraud, ~1.9 GB at the peak).
     A month that would not fit in the memory available is refused before anything is made.
+
+    `repeat_clients` (opt-in, a deviation from Kaggle's month: docs/GENERATOR.md) lets accounts act again as
+    originators, from the balance they hold, at PaySim v2's per-type repeat shares; a victim's fraud rows carry
+    its own name, and each mule cashes out, under its name, what it received. Without it the rows are exactly
+    those of the default month.
     """
     check_arguments(steps, scale, seed)
     check_memory(steps, scale)
     calibration = load_calibration()
-    clients_rng, amounts_rng, accounts_rng, fraud_rng, names_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
+    clients_rng, amounts_rng, accounts_rng, fraud_rng, names_rng, repeat_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
     )
     counts = _stochastic_round(_expected_genuine(calibration, steps, scale), clients_rng)
     clients = _clients(calibration, counts, clients_rng, amounts_rng)
-    rows = _simulate(calibration, clients, counts, scale, accounts_rng, fraud_rng, amounts_rng)
-    logger.info("generated %d rows over %d steps at scale %g (seed %d)", rows.step.size, steps, scale, seed)
+    repeat = _Repeat(calibration.repeat_share, repeat_rng) if repeat_clients else None
+    rows = _simulate(calibration, clients, counts, scale, accounts_rng, fraud_rng, amounts_rng, repeat)
+    logger.info(
+        "generated %d rows over %d steps at scale %g (seed %d%s)",
+        rows.step.size,
+        steps,
+        scale,
+        seed,
+        ", repeat clients" if repeat_clients else "",
+    )
     return _frame(rows, names_rng)
+
+
+@dataclass
+class _Repeat:
+    """The repeat-client mode: per type the share of chains by an existing account, and its own random stream."""
+
+    share: np.ndarray
+    rng: np.random.Generator
+    mules: int = 0  # mules numbered so far
+
+    def originators(self, tx_type: np.ndarray, sub: np.ndarray, active: int) -> np.ndarray:
+        """Per row, the account whose chain it is (-1: a fresh client); one chain per account in a step."""
+        first = np.flatnonzero(sub == 0)
+        chain = np.cumsum(sub == 0) - 1
+        account = np.full(first.size, -1, dtype=np.int64)
+        if active == 0 or first.size == 0:
+            return account[chain] if chain.size else np.empty(0, dtype=np.int64)
+        again = self.rng.random(first.size) < self.share[tx_type[first]]
+        account[again] = self.rng.integers(0, active, int(again.sum()))
+        picked = np.flatnonzero(account >= 0)
+        _, once = np.unique(account[picked], return_index=True)
+        repeated = np.ones(picked.size, dtype=bool)
+        repeated[once] = False
+        account[picked[repeated]] = -1  # an account already acting this step: a fresh client instead
+        return account[chain]
+
+    def number_mules(self, n: int) -> np.ndarray:
+        numbers = np.arange(self.mules, self.mules + n, dtype=np.int64)
+        self.mules += n
+        return numbers
 
 
 OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -307,8 +357,13 @@ def _simulate(
     rng: np.random.Generator,
     fraud_rng: np.random.Generator,
     amounts_rng: np.random.Generator,
+    repeat: _Repeat | None = None,
 ) -> _Rows:
-    """Step by step: destinations, frauds, and destination balances before each row and at the hour's end."""
+    """Step by step: destinations, frauds, and destination balances before each row and at the hour's end.
+
+    With repeat clients, an account's own chain starts from what it holds as the hour begins, and what the
+    chain moves is netted with the hour's credits when the hour ends.
+    """
     steps = counts.shape[1]
     # The accounts are the clients who have acted so far (this step's included), with what they hold: the
     # first hours reuse few accounts, as Kaggle's do.
@@ -323,16 +378,24 @@ def _simulate(
         lo, hi = bounds[s - 1], bounds[s]
         active = int(opened[s - 1])
         genuine, genuine_key, genuine_sub = _genuine_step(calibration, clients, lo, hi, balance, active, rng)
+        own = np.empty((2, 0))
+        if repeat is not None:
+            own = _restart_chains(
+                genuine, genuine_sub, repeat.originators(genuine.tx_type, genuine_sub, active), balance
+            )
         if active == 0:
             takeovers[s - 1] = 0
         fraud, fraud_key, fraud_sub, drained, drain_key = _fraud_step(
-            calibration, s, int(takeovers[s - 1]), balance, watch, active, fraud_rng, amounts_rng
+            calibration, s, int(takeovers[s - 1]), balance, watch, active, fraud_rng, amounts_rng, repeat
         )
         rows = _Rows.concat([genuine, fraud])
         order = np.lexsort((np.concatenate([genuine_sub, fraud_sub]), np.concatenate([genuine_key, fraud_key])))
         rows = rows.take(order)
         row_key = np.concatenate([genuine_key, fraud_key])[order]
         _settle_destinations(rows, balance, drained, drain_key, row_key)
+        if own.size:
+            account = own[0].astype(np.int64)
+            balance[account] = np.round(np.maximum(balance[account] + own[1], 0.0), 2)
         out.append(rows)
     return _Rows.concat(out) if out else _Rows.concat([_empty_rows()])
 
@@ -369,8 +432,32 @@ def _genuine_step(
         new_dest=zeros.copy(),
         fraud=np.zeros(n, dtype=np.int8),
         flagged=np.zeros(n, dtype=np.int8),
+        orig=np.full(n, -1, dtype=np.int64),
+        mule=np.full(n, -1, dtype=np.int64),
     )
     return rows, clients.key[lo:hi], clients.sub[lo:hi]
+
+
+def _restart_chains(rows: _Rows, sub: np.ndarray, account: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """Give the chains of existing accounts their account and re-run their balances from what it holds.
+
+    Returns (2, accounts): each account and what its chain changed, applied when the hour ends.
+    """
+    rows.orig = account
+    chain = np.cumsum(sub == 0) - 1
+    changes: list[np.ndarray] = []
+    for deposit in (True, False):
+        mine = np.flatnonzero((account >= 0) & ((rows.tx_type == CASH_IN) == deposit))
+        if mine.size == 0:
+            continue
+        starts = np.r_[True, chain[mine][1:] != chain[mine][:-1]]
+        first = np.flatnonzero(starts)
+        start = balance[account[mine][first]]
+        old, new = _chain_balances(rows.amount[mine], np.cumsum(starts) - 1, first, start, deposit=deposit)
+        rows.old_orig[mine], rows.new_orig[mine] = old, new
+        last = np.r_[first[1:], mine.size] - 1
+        changes.append(np.stack([account[mine][first].astype(np.float64), new[last] - start]))
+    return np.concatenate(changes, axis=1) if changes else np.empty((2, 0))
 
 
 def _covering_pick(
@@ -399,6 +486,7 @@ def _fraud_step(
     active: int,
     rng: np.random.Generator,
     amounts_rng: np.random.Generator,
+    repeat: _Repeat | None = None,
 ) -> tuple[_Rows, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Account takeovers of one step: each victim's balance TRANSFERred in chunks to fresh mules, which
     CASH_OUT at once; sometimes the victim then acts itself (labelled fraud, as PaySim does).
@@ -446,6 +534,9 @@ def _fraud_step(
     chunk = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     n = chunk["victim"].size
     cash_out_dest = rng.integers(0, active, n)
+    # With repeat clients the victim's rows carry its name, and each chunk's mule cashes out under its own.
+    victim_name = victims[chunk["victim"]] if repeat is not None else np.full(n, -1, dtype=np.int64)
+    mule = repeat.number_mules(n) if repeat is not None else np.full(n, -1, dtype=np.int64)
 
     transfer = _Rows(
         step=np.full(n, step, dtype=np.int32),
@@ -458,6 +549,8 @@ def _fraud_step(
         new_dest=np.zeros(n),
         fraud=np.ones(n, dtype=np.int8),
         flagged=chunk["flagged"].astype(np.int8),
+        orig=victim_name,
+        mule=mule,
     )
     cash_out = _Rows(
         step=np.full(n, step, dtype=np.int32),
@@ -470,6 +563,8 @@ def _fraud_step(
         new_dest=np.zeros(n),
         fraud=np.ones(n, dtype=np.int8),
         flagged=np.zeros(n, dtype=np.int8),
+        orig=np.full(n, -1, dtype=np.int64),
+        mule=mule.copy(),
     )
     parts_rows = [transfer, cash_out]
     keys = [event_key[chunk["victim"]], event_key[chunk["victim"]]]
@@ -495,6 +590,8 @@ def _fraud_step(
                 new_dest=np.zeros(after.size),
                 fraud=np.ones(after.size, dtype=np.int8),
                 flagged=np.zeros(after.size, dtype=np.int8),
+                orig=victims[after] if repeat is not None else np.full(after.size, -1, dtype=np.int64),
+                mule=np.full(after.size, -1, dtype=np.int64),
             )
         )
         keys.append(event_key[after])
@@ -560,24 +657,34 @@ def _settle_destinations(
 
 
 def _empty_rows() -> _Rows:
-    f, i8 = np.empty(0), np.empty(0, dtype=np.int8)
-    return _Rows(np.empty(0, dtype=np.int32), i8, f, f, f, np.empty(0, dtype=np.int64), f, f, i8, i8)
+    f, i8, i64 = np.empty(0), np.empty(0, dtype=np.int8), np.empty(0, dtype=np.int64)
+    return _Rows(np.empty(0, dtype=np.int32), i8, f, f, f, i64, f, f, i8, i8, i64, i64)
 
 
 def _frame(rows: _Rows, rng: np.random.Generator) -> pl.DataFrame:
     """The PaySim frame: names are fresh per row for originators, merchants and mules (PaySim logs copies of
-    its clients, each with a new hash code), and stable per account for client destinations."""
+    its clients, each with a new hash code), and stable per account for client destinations. With repeat
+    clients an originating account and a mule keep their name too."""
     n = rows.step.size
-    accounts = int(rows.dest.max()) + 1 if n else 0
+    accounts = int(max(rows.dest.max(), rows.orig.max())) + 1 if n else 0
     account_names = rng.integers(1, _NAME_LIMIT, max(accounts, 1))
     fresh_dest = rng.integers(1, _NAME_LIMIT, n)
     dest_number = np.where(rows.dest >= 0, account_names[np.maximum(rows.dest, 0)], fresh_dest)
+    orig_number = rng.integers(1, _NAME_LIMIT, n)
+    orig_number = np.where(rows.orig >= 0, account_names[np.maximum(rows.orig, 0)], orig_number)
+    mules = int(rows.mule.max()) + 1 if n else 0
+    if mules > 0:  # drawn last: the default month's names stay what they were
+        mule_names = rng.integers(1, _NAME_LIMIT, mules)
+        is_mule = rows.mule >= 0
+        transfer = is_mule & (rows.tx_type == TRANSFER)
+        dest_number = np.where(transfer, mule_names[np.maximum(rows.mule, 0)], dest_number)
+        orig_number = np.where(is_mule & ~transfer, mule_names[np.maximum(rows.mule, 0)], orig_number)
     frame = pl.DataFrame(
         {
             "step": rows.step.astype(np.int32),
             "code": rows.tx_type.astype(np.int8),
             "amount": rows.amount,
-            "orig": rng.integers(1, _NAME_LIMIT, n),
+            "orig": orig_number,
             "oldbalanceOrg": rows.old_orig,
             "newbalanceOrig": rows.new_orig,
             "merchant": rows.tx_type == PAYMENT,
