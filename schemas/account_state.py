@@ -1,0 +1,260 @@
+"""Account memory: per-account behaviour features, defined once and computed two ways.
+
+The rule, for a transaction t of originator A, is "the state as of the events processed so far": only events
+before t in stream order count (the stream is in step order; within a step, in row order), over windows in
+event time (`step`, an hour each).
+
+- Sends of A as originator: how many and how much in the last 1 and 24 hours (a window of W hours holds the
+  steps s with step(t) - W < s <= step(t)); hours since A's previous send; how many distinct destinations A has
+  sent to (at most `MAX_REMEMBERED_DESTINATIONS` are remembered: the first ones); whether t's destination is new
+  for A (not among the remembered); the share of A's first seen balance that its withdrawals (every type but
+  CASH_IN) have moved so far, t's own included.
+- Credits to A as destination (every type but CASH_IN, which takes money from the destination; merchants, the
+  `M...` accounts, keep no state): how much A received in the last 1 and 24 hours, and t's amount over what A
+  received in the last 24 hours. This is the takeover's second half: a mule cashing out what it just received.
+
+Money in the state is counted in whole cents (amounts are rounded to the cent once), so the sums are exact, and
+turned back into units the same way (times 0.01) by both executions, which give the same numbers bit for bit:
+
+- `offline_features(frame)`: polars, whole frames at once (training, `momoguard evaluate`);
+- `AccountRecord` with `send_features` / `apply_credit`: one account's state, updated event by event (the
+  scorer's table rows). Its memory is bounded: the per-step buckets of the last 24 hours and at most
+  `MAX_REMEMBERED_DESTINATIONS` destination names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+# Event-time windows, in hours (steps). The feature names carry them, so a model records the ones it used.
+WINDOWS: tuple[int, ...] = (1, 24)
+LONGEST = max(WINDOWS)
+# A destination set larger than this stops growing: an account (a merchant-like aggregator) with more distinct
+# counterparties keeps the first ones, and every later one counts as new.
+MAX_REMEMBERED_DESTINATIONS = 1000
+# What a feature is when it has no value: no previous send, no balance to take a share of, nothing received.
+NONE = -1.0
+
+STATE_FEATURE_NAMES: tuple[str, ...] = (
+    *(name for w in WINDOWS for name in (f"orig_tx_{w}h", f"orig_amount_{w}h")),
+    "orig_hours_since_last",
+    "orig_distinct_dests",
+    "dest_new_for_orig",
+    "orig_moved_share",
+    *(f"received_{w}h" for w in WINDOWS),
+    f"amount_over_received_{LONGEST}h",
+)
+
+# The PaySim columns the state reads, besides the stream order.
+STATE_COLUMNS: tuple[str, ...] = ("step", "type", "amount", "nameOrig", "oldbalanceOrg", "nameDest")
+
+
+def cents(amount: float) -> int:
+    """Money as the state counts it: whole cents."""
+    return round(amount * 100)
+
+
+def credits_destination(tx_type: str, name_dest: str) -> bool:
+    """Whether the row credits its destination with state: every type but CASH_IN, and not a merchant."""
+    return tx_type != "CASH_IN" and not name_dest.startswith("M")
+
+
+@dataclass(slots=True)
+class AccountRecord:
+    """One account's memory: its sends and credits per step (the last `LONGEST` hours), the destinations it has
+    sent to (the first `MAX_REMEMBERED_DESTINATIONS`), its first seen balance and what it has moved since."""
+
+    sends: dict[int, list[int]] = field(default_factory=dict)  # step -> [count, cents]
+    credits: dict[int, int] = field(default_factory=dict)  # step -> cents received
+    last_step: int | None = None  # of the previous send
+    destinations: set[str] = field(default_factory=set)
+    first_balance: float | None = None
+    moved_cents: int = 0
+    latest_step: int = -1  # the latest step seen: buckets older than its windows are dropped
+
+    def send_features(self, step: int, tx_type: str, amount: float, old_balance: float, name_dest: str) -> list[float]:
+        """The state features of a send by this account, then the send applied to the state."""
+        out: list[float] = []
+        for w in WINDOWS:
+            count = total = 0
+            for s, (n, c) in self.sends.items():
+                if step - w < s <= step:
+                    count += n
+                    total += c
+            out += [float(count), total * 0.01]
+        out.append(NONE if self.last_step is None else float(step - self.last_step))
+        out.append(float(len(self.destinations)))
+        new = name_dest not in self.destinations
+        out.append(1.0 if new else 0.0)
+        if self.first_balance is None:
+            self.first_balance = old_balance
+        if tx_type != "CASH_IN":
+            self.moved_cents += cents(amount)
+        out.append(self.moved_cents * 0.01 / self.first_balance if self.first_balance > 0 else NONE)
+        received = [self._received(step, w) for w in WINDOWS]
+        out += [r * 0.01 for r in received]
+        longest = received[WINDOWS.index(LONGEST)]
+        out.append(cents(amount) / longest if longest > 0 else NONE)
+        # ...and the send itself.
+        bucket = self.sends.setdefault(step, [0, 0])
+        bucket[0] += 1
+        bucket[1] += cents(amount)
+        self.last_step = step
+        if new and len(self.destinations) < MAX_REMEMBERED_DESTINATIONS:
+            self.destinations.add(name_dest)
+        self._seen(step)
+        return out
+
+    def apply_credit(self, step: int, amount: float) -> None:
+        """Money received by this account (a row whose destination it is)."""
+        self.credits[step] = self.credits.get(step, 0) + cents(amount)
+        self._seen(step)
+
+    def _received(self, step: int, window: int) -> int:
+        return sum(c for s, c in self.credits.items() if step - window < s <= step)
+
+    def _seen(self, step: int) -> None:
+        if step <= self.latest_step:
+            return
+        self.latest_step = step
+        horizon = step - LONGEST  # no event at or after `step` reads a bucket this old
+        for old in [s for s in self.sends if s <= horizon]:
+            del self.sends[old]
+        for old in [s for s in self.credits if s <= horizon]:
+            del self.credits[old]
+
+
+def online_features(frame: pl.DataFrame) -> np.ndarray:
+    """The state features of every row (in the frame's row order), computed the scorer's way: one record per
+    account, event by event, in stream order (`in_stream_order`). What `offline_features` must agree with."""
+    ordered = in_stream_order(frame.select(*STATE_COLUMNS).with_row_index("row"))
+    records: dict[str, AccountRecord] = {}
+    out = np.empty((frame.height, len(STATE_FEATURE_NAMES)))
+    rows = ordered.select("row", *STATE_COLUMNS).iter_rows()
+    for i, step, tx_type, amount, name_orig, old_balance, name_dest in rows:
+        record = records.setdefault(name_orig, AccountRecord())
+        out[i] = record.send_features(step, tx_type, amount, old_balance, name_dest)
+        if credits_destination(tx_type, name_dest):
+            records.setdefault(name_dest, AccountRecord()).apply_credit(step, amount)
+    return out
+
+
+def in_stream_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows in the order the state sees them: by step, and in row order within a step."""
+    return frame.sort("step", maintain_order=True)
+
+
+def offline_features(frame: pl.DataFrame) -> np.ndarray:
+    """The state features of every row of `frame` (in the frame's row order), point in time: each row sees only
+    the rows before it in stream order. Whole columns at once: cumulative sums per account, as-of joins for the
+    windows."""
+    base = in_stream_order(frame.select(*STATE_COLUMNS).with_row_index("row")).with_row_index("seq")
+    base = base.with_columns(
+        cents=(pl.col("amount") * 100).round().cast(pl.Int64),
+        withdraws=pl.col("type") != "CASH_IN",
+    )
+    sends = base.sort("nameOrig", "seq").with_columns(
+        before=pl.int_range(pl.len()).over("nameOrig"),
+        cum_cents=pl.col("cents").cum_sum().over("nameOrig"),
+        previous_step=pl.col("step").shift(1).over("nameOrig"),
+        first_balance=pl.col("oldbalanceOrg").first().over("nameOrig"),
+        moved=(pl.col("cents") * pl.col("withdraws")).cum_sum().over("nameOrig"),
+        first_to_dest=pl.col("seq") == pl.col("seq").min().over("nameOrig", "nameDest"),
+    )
+    sends = sends.with_columns(distinct_upto=pl.col("first_to_dest").cum_sum().over("nameOrig"))
+    sends = sends.with_columns(
+        distinct_before=pl.col("distinct_upto") - pl.col("first_to_dest"),
+        # The place of the destination among the account's distinct ones, by first use.
+        dest_rank=pl.when(pl.col("first_to_dest")).then(pl.col("distinct_upto")).max().over("nameOrig", "nameDest"),
+    )
+    # The last send of each account in each step: what an as-of join on the step finds at a window's edge.
+    per_step = sends.group_by("nameOrig", "step").agg(
+        edge_count=pl.col("before").max() + 1, edge_cents=pl.col("cum_cents").max()
+    )
+    per_step = per_step.sort("step")
+    columns: dict[str, pl.Expr] = {}
+    for w in WINDOWS:
+        sends = (
+            sends.with_columns(edge=pl.col("step") - w)
+            .sort("edge")
+            .join_asof(
+                per_step.rename({"step": "edge_step"}),
+                left_on="edge",
+                right_on="edge_step",
+                by="nameOrig",
+                strategy="backward",
+                check_sortedness=False,  # sorted by the key, so within each account too
+            )
+        )
+        sends = sends.with_columns(
+            pl.col("edge_count").fill_null(0).alias(f"edge_count_{w}"),
+            pl.col("edge_cents").fill_null(0).alias(f"edge_cents_{w}"),
+        ).drop("edge", "edge_step", "edge_count", "edge_cents")
+        columns[f"orig_tx_{w}h"] = (pl.col("before") - pl.col(f"edge_count_{w}")).cast(pl.Float64)
+        columns[f"orig_amount_{w}h"] = (pl.col("cum_cents") - pl.col("cents") - pl.col(f"edge_cents_{w}")) * 0.01
+    columns["orig_hours_since_last"] = (pl.col("step") - pl.col("previous_step")).cast(pl.Float64).fill_null(NONE)
+    columns["orig_distinct_dests"] = pl.min_horizontal(
+        pl.col("distinct_before"), pl.lit(MAX_REMEMBERED_DESTINATIONS)
+    ).cast(pl.Float64)
+    columns["dest_new_for_orig"] = (pl.col("first_to_dest") | (pl.col("dest_rank") > MAX_REMEMBERED_DESTINATIONS)).cast(
+        pl.Float64
+    )
+    columns["orig_moved_share"] = (
+        pl.when(pl.col("first_balance") > 0)
+        .then(pl.col("moved") * 0.01 / pl.col("first_balance"))
+        .otherwise(pl.lit(NONE))
+    )
+    sends = sends.with_columns(**columns)
+
+    received = _received(base, sends.select("seq", "nameOrig", "step"))
+    out = sends.join(received, on="seq").sort("row")
+    longest = pl.col(f"received_cents_{LONGEST}")
+    out = out.with_columns(
+        *((pl.col(f"received_cents_{w}") * 0.01).alias(f"received_{w}h") for w in WINDOWS),
+        pl.when(longest > 0)
+        .then(pl.col("cents") / longest)
+        .otherwise(pl.lit(NONE))
+        .alias(f"amount_over_received_{LONGEST}h"),
+    )
+    return out.select(*STATE_FEATURE_NAMES).cast(pl.Float64).to_numpy()
+
+
+def _received(base: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:
+    """Per send (`seq`): the cents its originator received in each window from rows before it."""
+    credits = (
+        base.filter((pl.col("type") != "CASH_IN") & ~pl.col("nameDest").str.starts_with("M"))
+        .select(pl.col("nameDest").alias("nameOrig"), "seq", "step", "cents")
+        .sort("nameOrig", "seq")
+        .with_columns(cum=pl.col("cents").cum_sum().over("nameOrig"))
+    )
+    upto = credits.select("nameOrig", pl.col("seq").alias("credit_seq"), pl.col("cum").alias("cum_upto")).sort(
+        "credit_seq"
+    )
+    out = (
+        sends.with_columns(key=pl.col("seq") - 1)
+        .sort("key")
+        .join_asof(
+            upto, left_on="key", right_on="credit_seq", by="nameOrig", strategy="backward", check_sortedness=False
+        )
+        .with_columns(pl.col("cum_upto").fill_null(0))
+    )
+    per_step = credits.group_by("nameOrig", "step").agg(cum_edge=pl.col("cum").max()).sort("step")
+    for w in WINDOWS:
+        out = (
+            out.with_columns(edge=pl.col("step") - w)
+            .sort("edge")
+            .join_asof(
+                per_step.rename({"step": "edge_step"}),
+                left_on="edge",
+                right_on="edge_step",
+                by="nameOrig",
+                strategy="backward",
+                check_sortedness=False,  # sorted by the key, so within each account too
+            )
+            .with_columns((pl.col("cum_upto") - pl.col("cum_edge").fill_null(0)).alias(f"received_cents_{w}"))
+            .drop("edge", "edge_step", "cum_edge")
+        )
+    return out.select("seq", *(f"received_cents_{w}" for w in WINDOWS))

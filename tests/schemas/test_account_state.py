@@ -1,0 +1,118 @@
+"""Account memory: each feature's rule on rows worked by hand, and the two executions (polars over whole frames,
+one record per account event by event) giving the same numbers bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from paysim.generator import generate
+from schemas import account_state
+from schemas.account_state import (
+    LONGEST,
+    NONE,
+    STATE_FEATURE_NAMES,
+    AccountRecord,
+    offline_features,
+    online_features,
+)
+
+
+def _rows(*rows: tuple[int, str, float, str, float, str]) -> pl.DataFrame:
+    names = ["step", "type", "amount", "nameOrig", "oldbalanceOrg", "nameDest"]
+    return pl.DataFrame([dict(zip(names, r, strict=True)) for r in rows], schema_overrides={"step": pl.Int32})
+
+
+def _by_name(matrix: np.ndarray, row: int) -> dict[str, float]:
+    return dict(zip(STATE_FEATURE_NAMES, matrix[row].tolist(), strict=True))
+
+
+# A mule story: B receives two credits, sends one payment, then cashes out; A is the victim.
+STORY = _rows(
+    (1, "TRANSFER", 100.0, "CA", 1000.0, "CB"),  # 0: A -> B
+    (1, "TRANSFER", 50.0, "CA", 900.0, "CB"),  # 1: A -> B again, same hour
+    (1, "PAYMENT", 10.0, "CB", 150.0, "M1"),  # 2: B pays a merchant
+    (3, "CASH_IN", 40.0, "CA", 850.0, "CC"),  # 3: A takes cash in (moves no money out)
+    (30, "CASH_OUT", 140.0, "CB", 140.0, "CD"),  # 4: B cashes out, 29 hours later
+    (30, "TRANSFER", 5.0, "CA", 890.0, "CE"),  # 5: A again
+)
+
+
+@pytest.mark.parametrize("features", [offline_features, online_features], ids=["offline", "online"])
+def test_each_rule_on_a_story_worked_by_hand(features: object) -> None:
+    matrix = features(STORY)  # type: ignore[operator]
+    first = _by_name(matrix, 0)
+    assert first["orig_tx_1h"] == 0 and first["orig_amount_24h"] == 0
+    assert first["orig_hours_since_last"] == NONE and first["orig_distinct_dests"] == 0
+    assert first["dest_new_for_orig"] == 1 and first["orig_moved_share"] == pytest.approx(0.1)
+    assert first["received_24h"] == 0 and first["amount_over_received_24h"] == NONE
+
+    second = _by_name(matrix, 1)  # the same hour, the same destination
+    assert second["orig_tx_1h"] == 1 and second["orig_amount_1h"] == 100
+    assert second["orig_hours_since_last"] == 0 and second["orig_distinct_dests"] == 1
+    assert second["dest_new_for_orig"] == 0
+    assert second["orig_moved_share"] == pytest.approx(0.15)  # of the first balance seen, 1000
+
+    b_pays = _by_name(matrix, 2)  # B has received both transfers, in this hour
+    assert b_pays["received_1h"] == 150 and b_pays["received_24h"] == 150
+    assert b_pays["amount_over_received_24h"] == pytest.approx(10 / 150)
+
+    a_cash_in = _by_name(matrix, 3)  # two hours on: out of the 1-hour window, in the 24-hour one
+    assert a_cash_in["orig_tx_1h"] == 0 and a_cash_in["orig_tx_24h"] == 2
+    assert a_cash_in["orig_amount_24h"] == 150 and a_cash_in["orig_hours_since_last"] == 2
+    assert a_cash_in["orig_moved_share"] == pytest.approx(0.15)  # a CASH_IN moves nothing out
+
+    b_cashes_out = _by_name(matrix, 4)  # 29 hours after the credits: out of every window
+    assert b_cashes_out["received_24h"] == 0 and b_cashes_out["orig_tx_24h"] == 0
+    assert b_cashes_out["orig_hours_since_last"] == 29 and b_cashes_out["orig_distinct_dests"] == 1
+
+    a_last = _by_name(matrix, 5)
+    assert a_last["orig_distinct_dests"] == 2 and a_last["dest_new_for_orig"] == 1
+    assert a_last["orig_tx_24h"] == 0 and a_last["orig_hours_since_last"] == 27
+
+
+def test_only_earlier_rows_count_whatever_the_file_order() -> None:
+    shuffled = STORY.with_row_index("i").sample(fraction=1.0, shuffle=True, seed=3)
+    order = shuffled["i"].to_numpy()
+    for features in (offline_features, online_features):
+        # Rows come back in the frame's order, each with the features of its place in the stream.
+        assert np.array_equal(features(shuffled.drop("i")), features(STORY)[order])
+
+
+@pytest.fixture(scope="module")
+def repeat_month() -> pl.DataFrame:
+    return generate(steps=200, scale=0.02, seed=3, repeat_clients=True)
+
+
+def test_offline_and_online_agree_bit_for_bit(repeat_month: pl.DataFrame) -> None:
+    offline, online = offline_features(repeat_month), online_features(repeat_month)
+    assert offline.shape == (repeat_month.height, len(STATE_FEATURE_NAMES))
+    assert np.array_equal(offline, online)
+    # ...on data where the state says something: accounts that come back, and mules cashing out a credit.
+    column = STATE_FEATURE_NAMES.index
+    assert (offline[:, column("orig_tx_24h")] > 0).mean() > 0.3
+    fraud_cash_out = ((repeat_month["isFraud"] == 1) & (repeat_month["type"] == "CASH_OUT")).to_numpy()
+    assert (offline[fraud_cash_out, column(f"amount_over_received_{LONGEST}h")] > 0.99).mean() > 0.9
+
+
+def test_remembered_destinations_are_bounded_the_same_way(
+    monkeypatch: pytest.MonkeyPatch, repeat_month: pl.DataFrame
+) -> None:
+    monkeypatch.setattr(account_state, "MAX_REMEMBERED_DESTINATIONS", 3)
+    offline, online = offline_features(repeat_month), online_features(repeat_month)
+    assert np.array_equal(offline, online)
+    distinct = offline[:, STATE_FEATURE_NAMES.index("orig_distinct_dests")]
+    assert distinct.max() == 3
+
+
+def test_a_record_keeps_one_day_of_buckets() -> None:
+    record = AccountRecord()
+    for step in range(0, 500):
+        record.send_features(step, "PAYMENT", 1.0, 100.0, f"M{step}")
+        record.apply_credit(step, 2.0)
+    assert len(record.sends) == LONGEST and len(record.credits) == LONGEST
+    assert record.send_features(500, "PAYMENT", 1.0, 100.0, "M0")[1] == 0  # nothing else in this hour
+    # A step far in the future empties the windows rather than growing the record.
+    record.send_features(1_000_000, "PAYMENT", 1.0, 100.0, "M1")
+    assert list(record.sends) == [1_000_000] and record.credits == {}
