@@ -50,9 +50,10 @@ class Settings(BaseSettings):
 
     # --- Training -----------------------------------------------------------------------------------
     experiment_name: str = Field("momoguard-training", description="MLflow experiment of training runs.")
-    feature_set: Literal["pre_settlement", "post_settlement"] = Field(
+    feature_set: Literal["pre_settlement", "post_settlement", "account_state"] = Field(
         "pre_settlement",
-        description="Features to train on: pre_settlement (known before settling) or post_settlement (opt-in).",
+        description="Features to train on: pre_settlement (known before settling), post_settlement (opt-in), or "
+        "account_state (opt-in: pre_settlement plus account memory; the scorer cannot serve it yet).",
     )
     compare_feature_sets: bool = Field(
         True, description="Also fit the other feature set once and report both in the model card."
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     train_steps: int = Field(743, ge=3, description="How many hours (steps) of data to generate.")
     train_seed: int = Field(
         0, ge=0, le=MAX_SEED, description="Seed of the data generator and the hyperparameter search."
+    )
+    train_repeat_clients: bool = Field(
+        False,
+        description="Generate training data with repeat clients (`momoguard generate --repeat-clients`): accounts "
+        "that act again, mules that cash out; a deviation from Kaggle where account_state features carry signal.",
     )
     max_skipped_rows: int = Field(
         0, ge=0, description="Malformed rows data may hold before train, evaluate or replay fail (all are reported)."

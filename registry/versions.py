@@ -41,7 +41,7 @@ import math
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,24 +209,32 @@ def champion_version(settings: Settings) -> str | None:
     return None if found is None else str(found.version)
 
 
-def load_champion(settings: Settings, fall_back: bool = False) -> LoadedModel:
+def load_champion(
+    settings: Settings, fall_back: bool = False, check: Callable[[LoadedModel], LoadedModel] | None = None
+) -> LoadedModel:
     """The current champion, ready to score.
 
     With `fall_back`, an unusable champion gives way to the first usable version of `fallback_versions`, with a
-    warning naming both; ModelUnusableError when none is usable.
+    warning naming both; ModelUnusableError when none is usable. `check` is what the caller adds to "usable" (a
+    scorer: a version it can serve), raising ModelUnusableError.
     """
     version = champion_version(settings)
     if version is None:
         raise ModelNotFoundError(f"model {settings.model_name!r} has no champion yet: run `momoguard train`")
+
+    def usable(candidate: str) -> LoadedModel:
+        model = load_version(settings, candidate)
+        return check(model) if check is not None else model
+
     try:
-        return load_version(settings, version)
+        return usable(version)
     except ModelUnusableError as error:
         if not fall_back:
             raise
         problem = error
     for candidate in fallback_versions(settings, version):
         try:
-            model = load_version(settings, candidate)
+            model = usable(candidate)
         except (ModelUnusableError, ModelNotFoundError) as error:
             logger.warning("cannot fall back to version %s either: %s", candidate, error)
             continue

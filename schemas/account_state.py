@@ -130,7 +130,7 @@ class AccountRecord:
 def online_features(frame: pl.DataFrame) -> np.ndarray:
     """The state features of every row (in the frame's row order), computed the scorer's way: one record per
     account, event by event, in stream order (`in_stream_order`). What `offline_features` must agree with."""
-    ordered = in_stream_order(frame.select(*STATE_COLUMNS).with_row_index("row"))
+    ordered = in_stream_order(_state_columns(frame).with_row_index("row"))
     records: dict[str, AccountRecord] = {}
     out = np.empty((frame.height, len(STATE_FEATURE_NAMES)))
     rows = ordered.select("row", *STATE_COLUMNS).iter_rows()
@@ -142,6 +142,15 @@ def online_features(frame: pl.DataFrame) -> np.ndarray:
     return out
 
 
+def _state_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns the state reads, as plain types (a frame may hold the names and types as categories)."""
+    text = ("type", "nameOrig", "nameDest")
+    return frame.select(
+        pl.col(c).cast(pl.Utf8) if c in text else pl.col(c).cast(pl.Int64 if c == "step" else pl.Float64)
+        for c in STATE_COLUMNS
+    )
+
+
 def in_stream_order(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows in the order the state sees them: by step, and in row order within a step."""
     return frame.sort("step", maintain_order=True)
@@ -151,7 +160,7 @@ def offline_features(frame: pl.DataFrame) -> np.ndarray:
     """The state features of every row of `frame` (in the frame's row order), point in time: each row sees only
     the rows before it in stream order. Whole columns at once: cumulative sums per account, as-of joins for the
     windows."""
-    base = in_stream_order(frame.select(*STATE_COLUMNS).with_row_index("row")).with_row_index("seq")
+    base = in_stream_order(_state_columns(frame).with_row_index("row")).with_row_index("seq")
     base = base.with_columns(
         cents=(pl.col("amount") * 100).round().cast(pl.Int64),
         withdraws=pl.col("type") != "CASH_IN",

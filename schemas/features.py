@@ -1,16 +1,19 @@
 """The one feature function shared by training and scoring: a PaySim frame in, a float matrix out.
 
-Two feature sets exist:
+Three feature sets exist:
 
 - ``pre_settlement`` (the default) uses only what is known *before* a transaction settles: the type, the
   amount, the two old balances, the hour of day and flags derived from them (moves the whole balance,
   exceeds the balance, empty accounts, merchant destination). A scorer that blocks in real time can use it.
 - ``post_settlement`` (opt-in) adds the new balances and PaySim's balance-error features. They make PaySim
   easy but are only known after settlement, so a model using them cannot block a transaction in flight.
+- ``account_state`` (opt-in) adds account memory to ``pre_settlement``: what the originator sent and received
+  before this transaction (schemas/account_state.py). Offline it is computed from the whole frame, point in time;
+  a scorer serves it only from its account tables, passed in as `state`.
 
-Every feature is a function of its own row only (no batch statistics), so a row gets the same features
-alone or in a batch of a million. The work is done on whole columns with numpy, which keeps a call on a
-small micro-batch in the tens of microseconds.
+Apart from the account state, every feature is a function of its own row only (no batch statistics), so a row
+gets the same features alone or in a batch of a million. The work is done on whole columns with numpy, which
+keeps a call on a small micro-batch in the tens of microseconds.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from typing import Any, Literal, get_args
 import numpy as np
 import polars as pl
 
+from schemas.account_state import STATE_COLUMNS, STATE_FEATURE_NAMES, offline_features
 from schemas.transaction import TX_TYPES
 
-FeatureSet = Literal["pre_settlement", "post_settlement"]
+FeatureSet = Literal["pre_settlement", "post_settlement", "account_state"]
 FEATURE_SETS: tuple[FeatureSet, ...] = get_args(FeatureSet)
 DEFAULT_FEATURE_SET: FeatureSet = "pre_settlement"
 
@@ -64,6 +68,18 @@ _PRE_SETTLEMENT_COLUMNS: tuple[str, ...] = (
     "oldbalanceDest",
 )
 _POST_SETTLEMENT_COLUMNS: tuple[str, ...] = (*_PRE_SETTLEMENT_COLUMNS, "newbalanceOrig", "newbalanceDest")
+_ACCOUNT_STATE_NAMES: tuple[str, ...] = (*_PRE_SETTLEMENT_NAMES, *STATE_FEATURE_NAMES)
+_ACCOUNT_STATE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*_PRE_SETTLEMENT_COLUMNS, *STATE_COLUMNS)))
+_NAMES = {
+    "pre_settlement": _PRE_SETTLEMENT_NAMES,
+    "post_settlement": _POST_SETTLEMENT_NAMES,
+    "account_state": _ACCOUNT_STATE_NAMES,
+}
+_COLUMNS = {
+    "pre_settlement": _PRE_SETTLEMENT_COLUMNS,
+    "post_settlement": _POST_SETTLEMENT_COLUMNS,
+    "account_state": _ACCOUNT_STATE_COLUMNS,
+}
 
 
 class FeatureError(ValueError):
@@ -72,32 +88,53 @@ class FeatureError(ValueError):
 
 def feature_names(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
     """The ordered column names of the matrix that `build_features` returns for this feature set."""
-    return list(_POST_SETTLEMENT_NAMES if _checked(feature_set) == "post_settlement" else _PRE_SETTLEMENT_NAMES)
+    return list(_NAMES[_checked(feature_set)])
 
 
 def required_columns(feature_set: str = DEFAULT_FEATURE_SET) -> list[str]:
     """The PaySim columns the feature set reads."""
-    post = _checked(feature_set) == "post_settlement"
-    return list(_POST_SETTLEMENT_COLUMNS if post else _PRE_SETTLEMENT_COLUMNS)
+    return list(_COLUMNS[_checked(feature_set)])
+
+
+def uses_account_state(feature_set: str) -> bool:
+    """Whether a model of this feature set needs the account state (a scorer without account tables cannot
+    serve it)."""
+    return _checked(feature_set) == "account_state"
 
 
 Columns = Mapping[str, Sequence[Any] | np.ndarray]
 
 
-def build_features(frame: pl.DataFrame | Columns, feature_set: str = DEFAULT_FEATURE_SET) -> np.ndarray:
+def build_features(
+    frame: pl.DataFrame | Columns, feature_set: str = DEFAULT_FEATURE_SET, state: np.ndarray | None = None
+) -> np.ndarray:
     """Turn a PaySim frame into a float64 matrix, one row per transaction, columns `feature_names(...)`.
 
     `frame` is a polars DataFrame (training, offline scoring) or a mapping of column name to values (the scorer's
     micro-batches, where building a DataFrame would cost more than the features). Only reading the columns
     differs between the two; every feature is computed once, by `_assemble`.
+
+    `account_state` features take the account state of each row from `state` (rows x STATE_FEATURE_NAMES, what
+    the scorer's tables give); a DataFrame without `state` gets it computed from the frame itself, point in time
+    (the rows before each row, in step order, are its history).
     """
-    post = _checked(feature_set) == "post_settlement"
+    checked = _checked(feature_set)
+    post = checked == "post_settlement"
     present = frame.columns if isinstance(frame, pl.DataFrame) else list(frame)
     missing = [c for c in required_columns(feature_set) if c not in present]
     if missing:
         raise FeatureError(f"frame lacks column(s) {', '.join(missing)} needed by {feature_set} features")
     read = _read_polars if isinstance(frame, pl.DataFrame) else _read_mapping
-    return _assemble(read(frame, post), post)  # type: ignore[arg-type]
+    x = _assemble(read(frame, post), post)  # type: ignore[arg-type]
+    if checked != "account_state":
+        return x
+    if state is None:
+        if not isinstance(frame, pl.DataFrame):
+            raise FeatureError("account_state features need the account state of each row (the scorer's tables)")
+        state = offline_features(frame)
+    if state.shape != (x.shape[0], len(STATE_FEATURE_NAMES)):
+        raise FeatureError(f"account state of shape {state.shape} for {x.shape[0]} rows")
+    return np.hstack([x, state])
 
 
 def _assemble(cols: dict[str, np.ndarray], post: bool) -> np.ndarray:

@@ -12,7 +12,9 @@ from typing import Any
 from faust.types import TP
 
 from core.settings import Settings
-from registry import LoadedModel
+from registry import LoadedModel, load_version
+from registry.errors import ModelUnusableError
+from schemas.features import uses_account_state
 from stream_app import bulk
 from stream_app.closed_loop import ClosedLoop
 from stream_app.decisions import DecisionPolicy
@@ -100,6 +102,25 @@ class ScorerState:
         if self.stop_deadline is None:
             return self.settings.shutdown_timeout_s
         return max(0.0, self.stop_deadline - time.monotonic() - 2.0)
+
+
+def check_servable(model: LoadedModel) -> LoadedModel:
+    """`model` if this scorer can serve it; ModelUnusableError saying why not.
+
+    A model trained on account_state features needs each transaction's account state, which only account tables
+    give; this scorer keeps none yet, and scoring such a model without it would be silently wrong.
+    """
+    if uses_account_state(model.feature_set):
+        raise ModelUnusableError(
+            f"{model.name} version {model.version} uses the account_state feature set, which needs account tables "
+            "this scorer does not keep; serve a version trained on pre_settlement or post_settlement features"
+        )
+    return model
+
+
+def load_servable(settings: Settings, version: str) -> LoadedModel:
+    """A version of the registry this scorer can serve (`check_servable`), or ModelUnusableError."""
+    return check_servable(load_version(settings, version))
 
 
 def scorer_for(model: LoadedModel, settings: Settings, policy: DecisionPolicy | None = None) -> Scorer:

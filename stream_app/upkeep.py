@@ -12,9 +12,9 @@ import faust
 from core.errors import BrokerError
 from core.settings import Settings
 from kafka_ops import topics
-from registry import TAG_FEATURE_SET, TAG_REVIEW_THRESHOLD, TAG_THRESHOLD, challenger, champion, load_version
+from registry import TAG_FEATURE_SET, TAG_REVIEW_THRESHOLD, TAG_THRESHOLD, challenger, champion
 from registry.errors import RegistryError, RegistryUnreachableError
-from stream_app.state import ScorerState, scorer_for
+from stream_app.state import ScorerState, load_servable, scorer_for
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ async def check_for_new_champion(state: ScorerState) -> None:
     if state.refused.get(version) == seen:
         return  # already said why
     try:
-        model = await loop.run_in_executor(None, load_version, settings, version)
+        model = await loop.run_in_executor(None, load_servable, settings, version)
     except RegistryUnreachableError as error:
         _registry_unreachable(state, error)
         return
@@ -172,7 +172,7 @@ async def check_for_challenger(state: ScorerState) -> None:
     if shadow.refused.get(version) == seen:
         return
     try:
-        model = await loop.run_in_executor(None, load_version, settings, version)
+        model = await loop.run_in_executor(None, load_servable, settings, version)
     except RegistryUnreachableError as error:
         state.metrics.shadow_reloads.labels("unreachable").inc()
         log.warning("cannot load challenger version %s yet (%s)", version, error)

@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 import mode.loop
@@ -19,12 +19,10 @@ import mode.loop
 from core.errors import ConfigError, MomoGuardError
 from core.settings import Settings
 from kafka_ops import topics
-from registry import LoadedModel, challenger_version, load_champion, load_version
+from registry import LoadedModel, challenger_version, load_champion
 from registry.errors import ModelNotFoundError, ModelUnusableError, RegistryError, RegistryUnreachableError
 from stream_app.reasons import load_catalog
-
-if TYPE_CHECKING:
-    from stream_app.state import ScorerState
+from stream_app.state import ScorerState, check_servable, load_servable
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ def load_champion_with_retry(settings: Settings) -> LoadedModel:
     delay = 1.0
     while True:
         try:
-            return load_champion(settings, fall_back=True)
+            return load_champion(settings, fall_back=True, check=check_servable)
         except ModelNotFoundError:
             raise NoChampionError(
                 f"no champion model {settings.model_name!r} in {settings.tracking_uri}: run `make train` first"
@@ -62,7 +60,7 @@ def load_challenger_quietly(settings: Settings) -> LoadedModel | None:
     tries again). Never stops a worker from starting: the challenger decides nothing."""
     try:
         version = challenger_version(settings)
-        return None if version is None else load_version(settings, version)
+        return None if version is None else load_servable(settings, version)
     except RegistryError as error:
         log.warning("not shadowing at start: %s", error)
         return None

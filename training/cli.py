@@ -71,7 +71,12 @@ def train(
     steps: int | None = typer.Option(None, "--steps", min=3, help="How many hours (steps) to generate."),
     seed: int | None = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Seed of the generator and the search."),
     features: str | None = typer.Option(
-        None, "--features", help="Feature set: pre_settlement (default) or post_settlement."
+        None, "--features", help="Feature set: pre_settlement (default), post_settlement or account_state."
+    ),
+    repeat_clients: bool | None = typer.Option(
+        None,
+        "--repeat-clients/--kaggle-clients",
+        help="Generated data with repeat clients (a deviation from Kaggle, see docs/GENERATOR.md), or Kaggle's.",
     ),
     trials: int | None = typer.Option(None, "--trials", min=1, help="Hyperparameter trials."),
     time_budget: float | None = typer.Option(None, "--time-budget", min=1, help="Search budget in seconds."),
@@ -94,7 +99,7 @@ def train(
     _quiet_libraries()
     settings = Settings.overridden(
         train_rows=rows, train_steps=steps, train_seed=seed, feature_set=features, tuning_trials=trials,
-        tuning_time_budget_s=time_budget, max_skipped_rows=max_skipped,
+        tuning_time_budget_s=time_budget, max_skipped_rows=max_skipped, train_repeat_clients=repeat_clients,
     )  # fmt: skip
     if from_log and csv is not None:
         raise ConfigError("give a data FILE or --from-log, not both")

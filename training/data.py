@@ -18,13 +18,14 @@ from training.errors import NoFraudError
 logger = logging.getLogger(__name__)
 
 
-def generated(rows: int, steps: int = KAGGLE_STEPS, seed: int = 0) -> pl.DataFrame:
-    """About `rows` generated PaySim rows over `steps` hours (the generator's volume is random)."""
+def generated(rows: int, steps: int = KAGGLE_STEPS, seed: int = 0, repeat_clients: bool = False) -> pl.DataFrame:
+    """About `rows` generated PaySim rows over `steps` hours (the generator's volume is random); `repeat_clients`:
+    the generator's repeat-client mode."""
     from paysim.generator import generate
 
     if rows < 1 or steps < 1:
         raise DataError(f"need rows >= 1 and steps >= 1, got rows={rows} steps={steps}")
-    frame = generate(steps=steps, scale=scale_for(rows, steps), seed=seed)
+    frame = generate(steps=steps, scale=scale_for(rows, steps), seed=seed, repeat_clients=repeat_clients)
     logger.info("generated %d rows over %d steps (seed %d)", frame.height, steps, seed)
     return frame
 

@@ -31,7 +31,7 @@ from core.settings import Settings
 from feedback.dataset import WINDOW_COLUMN, LogDataset, labelled_log
 from feedback.errors import NotEnoughLabelsError
 from schemas.drift import DriftReference, reference_from
-from schemas.features import FEATURE_SETS, build_features, feature_names
+from schemas.features import build_features, feature_names
 from training import data, model, report
 from training.data import Windows
 from training.live import compare_live
@@ -103,10 +103,15 @@ def load(csv: str | None, settings: Settings) -> tuple[pl.DataFrame, str]:
     """The labelled PaySim frame in step order, and where it came from: a data file when given, else generated."""
     if csv:
         return data.labelled_file(Path(csv), settings.max_skipped_rows)
-    rows, steps, seed = settings.train_rows, settings.train_steps, settings.train_seed
-    frame = data.generated(rows, steps, seed)
+    rows, steps, seed, repeat = (
+        settings.train_rows,
+        settings.train_steps,
+        settings.train_seed,
+        settings.train_repeat_clients,
+    )
+    frame = data.generated(rows, steps, seed, repeat_clients=repeat)
     data.check_labelled(frame)
-    return frame, f"generated: ~{rows:,} rows, {steps} steps, seed {seed}"
+    return frame, f"generated: ~{rows:,} rows, {steps} steps, seed {seed}{', repeat clients' if repeat else ''}"
 
 
 @task(name="load-log", **_TASK)
@@ -169,6 +174,14 @@ def _samples(
     return model.Sample(x[rows], labels[rows], weight), model.Sample(x[validation], labels[validation])
 
 
+def compared_feature_set(feature_set: str) -> str:
+    """The feature set a model card compares with: account state against the stateless features it adds to,
+    pre- against post-settlement."""
+    if feature_set == "account_state":
+        return "pre_settlement"
+    return "post_settlement" if feature_set == "pre_settlement" else "pre_settlement"
+
+
 @task(name="evaluate-candidate", **_TASK)
 def evaluate_candidate(
     frame: pl.DataFrame,
@@ -182,7 +195,7 @@ def evaluate_candidate(
     evaluation = _score_windows(search.booster, frame, x, windows, settings)
     other = None
     if settings.compare_feature_sets:
-        other_set = next(f for f in FEATURE_SETS if f != feature_set)
+        other_set = compared_feature_set(feature_set)
         x_other = build_features(frame, other_set)
         # A short search of its own: the challenger's best parameters need not suit other features.
         compared = model.search(

@@ -6,7 +6,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from schemas.features import FEATURE_SETS, FeatureError, build_features, feature_names, required_columns
+from schemas.account_state import STATE_FEATURE_NAMES, offline_features
+from schemas.features import (
+    FEATURE_SETS,
+    FeatureError,
+    build_features,
+    feature_names,
+    required_columns,
+    uses_account_state,
+)
+
+STATELESS = [f for f in FEATURE_SETS if not uses_account_state(f)]
 
 LEAKY = ("isFraud", "isFlaggedFraud", "newbalanceOrig", "newbalanceDest")
 
@@ -24,7 +34,7 @@ def features_of(frame: pl.DataFrame, feature_set: str = "pre_settlement") -> dic
     return dict(zip(feature_names(feature_set), build_features(frame, feature_set)[0].tolist(), strict=True))
 
 
-@pytest.mark.parametrize("feature_set", FEATURE_SETS)
+@pytest.mark.parametrize("feature_set", STATELESS)
 def test_one_row_at_a_time_equals_the_batch(kaggle_frame: pl.DataFrame, feature_set: str) -> None:
     batch = kaggle_frame.sample(n=300, seed=1)
     together = build_features(batch, feature_set)
@@ -81,3 +91,21 @@ def test_empty_frame_and_bad_input() -> None:
         build_features(row(), "tomorrow")
     with pytest.raises(FeatureError, match="oldbalanceOrg"):
         build_features(row().drop("oldbalanceOrg"))
+
+
+def test_account_state_is_the_stateless_features_and_the_state(kaggle_frame: pl.DataFrame) -> None:
+    assert feature_names("account_state") == [*feature_names("pre_settlement"), *STATE_FEATURE_NAMES]
+    assert {"nameOrig", "nameDest", "step"} <= set(required_columns("account_state"))
+    x = build_features(kaggle_frame, "account_state")
+    np.testing.assert_array_equal(x, np.hstack([build_features(kaggle_frame), offline_features(kaggle_frame)]))
+
+
+def test_a_batch_without_its_account_state_is_refused(kaggle_frame: pl.DataFrame) -> None:
+    columns = {c: kaggle_frame[c].to_list() for c in required_columns("account_state")}
+    with pytest.raises(FeatureError, match="need the account state"):
+        build_features(columns, "account_state")
+    state = np.zeros((kaggle_frame.height, len(STATE_FEATURE_NAMES)))
+    x = build_features(columns, "account_state", state=state)
+    assert x.shape == (kaggle_frame.height, len(feature_names("account_state")))
+    with pytest.raises(FeatureError, match="account state of shape"):
+        build_features(columns, "account_state", state=state[1:])

@@ -139,3 +139,37 @@ def test_a_fresh_worker_with_no_usable_version_exits_with_one_line(scorer_env: S
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no usable model: momoguard-fraud version 1: ")
     assert BAD_VERSIONS["nan threshold"] in last and last.endswith("no earlier champion is usable")
+
+
+def test_a_champion_trained_on_account_state_is_refused_while_serving_and_at_start(
+    scorer_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], own: Settings, tmp_path: Path
+) -> None:
+    s = scorer_env.settings
+    stateful = register_model(own, rounds=40, threshold=0.5, tmp=tmp_path, champion=False, feature_set="account_state")
+    scorer = start_scorer()
+    assert scorer.wait_ready()["model_version"] == "1"
+    registry.make_champion(own, stateful, "a model this scorer cannot serve")
+    wait_for(lambda: reloads(scorer_env).get("unusable") == 1, "the account_state champion refused")
+    sent = messages(300, "stateful")
+    produce(s.kafka_bootstrap, s.topic_transactions, sent)
+    got = collect(s.kafka_bootstrap, s.topic_verdicts, expect=len(sent))
+    assert {v["model_version"] for v in got.values} == {"1"}  # scoring went on with the model it had
+    (said,) = [line for line in scorer.log.read_text().splitlines() if "new champion unusable" in line]
+    assert f"{own.model_name} version {stateful} uses the account_state feature set" in said
+    assert scorer.stop() == 0
+    # A fresh worker falls back to the last good champion, as for any version it cannot use.
+    fresh = start_scorer()
+    assert fresh.wait_ready()["model_version"] == "1"
+    assert fresh.stop() == 0
+
+
+def test_a_fresh_worker_with_only_an_account_state_model_exits_with_one_line(
+    scorer_env: ScorerEnv, tmp_path: Path
+) -> None:
+    own = own_registry(scorer_env, tmp_path / "registry")
+    register_model(own, rounds=40, threshold=0.5, tmp=tmp_path, feature_set="account_state")
+    done = run_momoguard("serve", env=scorer_env.env, timeout=180)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: no usable model: {own.model_name} version 1 uses the account_state feature set")
+    assert last.endswith("no earlier champion is usable")

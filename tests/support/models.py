@@ -44,9 +44,9 @@ def typed(row: dict[str, str]) -> dict[str, object]:
     return {k: v if k in _TEXT else int(v) if k in _WHOLE else float(v) for k, v in row.items()}
 
 
-def train_booster(rounds: int = 40, seed: int = 0) -> lgb.Booster:
+def train_booster(rounds: int = 40, seed: int = 0, feature_set: str = "pre_settlement") -> lgb.Booster:
     frame = sample_frame()
-    x = build_features(frame)
+    x = build_features(frame, feature_set)
     y = frame["isFraud"].to_numpy()
     params = {
         "objective": "binary",
@@ -57,7 +57,7 @@ def train_booster(rounds: int = 40, seed: int = 0) -> lgb.Booster:
         "num_threads": 1,
         "deterministic": True,
     }
-    return lgb.train(params, lgb.Dataset(x, y, feature_name=feature_names()), num_boost_round=rounds)
+    return lgb.train(params, lgb.Dataset(x, y, feature_name=feature_names(feature_set)), num_boost_round=rounds)
 
 
 def register_model(
@@ -67,17 +67,18 @@ def register_model(
     tmp: Path,
     champion: bool = True,
     review_threshold: float | None = None,
+    feature_set: str = "pre_settlement",
 ) -> str:
     """Train, register and (optionally) make champion; returns the version."""
-    booster = train_booster(rounds)
-    everything = build_features(sample_frame())
+    booster = train_booster(rounds, feature_set=feature_set)
+    everything = build_features(sample_frame(), feature_set)
     x = everything[:5]
     card = tmp / f"card-{rounds}.md"
     card.write_text(f"test model, {rounds} rounds\n")
     version = registry.register(
         settings,
         booster=booster,
-        feature_set="pre_settlement",
+        feature_set=feature_set,
         threshold=threshold,
         review_threshold=review_threshold,
         params={"rounds": rounds},
@@ -86,7 +87,7 @@ def register_model(
         artifacts=[card],
         tags={"purpose": "test"},
         # As training stores it: each feature's and the score's histogram over the rows it learnt from.
-        drift_reference=reference_from(everything, feature_names(), booster.predict(everything)),
+        drift_reference=reference_from(everything, feature_names(feature_set), booster.predict(everything)),
     ).version
     if champion:
         registry.make_champion(settings, version, "test fixture")
