@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 import polars as pl
 
 # Event-time windows, in hours (steps). The feature names carry them, so a model records the ones it used.
@@ -112,6 +113,33 @@ class AccountRecord:
         """Money received by this account (a row whose destination it is)."""
         self.credits[step] = self.credits.get(step, 0) + cents(amount)
         self._seen(step)
+
+    def to_bytes(self) -> bytes:
+        """The record as a table stores it (JSON; destinations sorted, so equal records give equal bytes)."""
+        return orjson.dumps(
+            {
+                "sends": [[s, n, c] for s, (n, c) in sorted(self.sends.items())],
+                "credits": sorted(self.credits.items()),
+                "last_step": self.last_step,
+                "destinations": sorted(self.destinations),
+                "first_balance": self.first_balance,
+                "moved_cents": self.moved_cents,
+                "latest_step": self.latest_step,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AccountRecord:
+        raw = orjson.loads(data)
+        return cls(
+            sends={int(s): [int(n), int(c)] for s, n, c in raw["sends"]},
+            credits={int(s): int(c) for s, c in raw["credits"]},
+            last_step=raw["last_step"],
+            destinations=set(raw["destinations"]),
+            first_balance=raw["first_balance"],
+            moved_cents=int(raw["moved_cents"]),
+            latest_step=int(raw["latest_step"]),
+        )
 
     def _received(self, step: int, window: int) -> int:
         return sum(c for s, c in self.credits.items() if step - window < s <= step)

@@ -116,3 +116,17 @@ def test_a_record_keeps_one_day_of_buckets() -> None:
     # A step far in the future empties the windows rather than growing the record.
     record.send_features(1_000_000, "PAYMENT", 1.0, 100.0, "M1")
     assert list(record.sends) == [1_000_000] and record.credits == {}
+
+
+def test_a_record_reads_back_from_its_bytes_and_scores_on_the_same(repeat_month: pl.DataFrame) -> None:
+    records: dict[str, AccountRecord] = {}
+    for row in account_state.in_stream_order(repeat_month).head(5000).iter_rows(named=True):
+        record = records.setdefault(row["nameOrig"], AccountRecord())
+        record.send_features(row["step"], row["type"], row["amount"], row["oldbalanceOrg"], row["nameDest"])
+        records.setdefault(row["nameDest"], AccountRecord()).apply_credit(row["step"], row["amount"])
+    for record in records.values():
+        again = AccountRecord.from_bytes(record.to_bytes())
+        assert again == record and again.to_bytes() == record.to_bytes()
+        assert again.send_features(300, "TRANSFER", 5.0, 10.0, "C1") == record.send_features(
+            300, "TRANSFER", 5.0, 10.0, "C1"
+        )
