@@ -215,21 +215,13 @@ def offline_features(frame: pl.DataFrame) -> np.ndarray:
     columns: dict[str, pl.Expr] = {}
     for w in WINDOWS:
         sends = (
-            sends.with_columns(edge=pl.col("step") - w)
-            .sort("edge")
-            .join_asof(
-                per_step.rename({"step": "edge_step"}),
-                left_on="edge",
-                right_on="edge_step",
-                by="nameOrig",
-                strategy="backward",
-                check_sortedness=False,  # sorted by the key, so within each account too
+            _at_window_edge(sends, per_step, w)
+            .with_columns(
+                pl.col("edge_count").fill_null(0).alias(f"edge_count_{w}"),
+                pl.col("edge_cents").fill_null(0).alias(f"edge_cents_{w}"),
             )
+            .drop("edge_count", "edge_cents")
         )
-        sends = sends.with_columns(
-            pl.col("edge_count").fill_null(0).alias(f"edge_count_{w}"),
-            pl.col("edge_cents").fill_null(0).alias(f"edge_cents_{w}"),
-        ).drop("edge", "edge_step", "edge_count", "edge_cents")
         columns[f"orig_tx_{w}h"] = (pl.col("before") - pl.col(f"edge_count_{w}")).cast(pl.Float64)
         columns[f"orig_amount_{w}h"] = (pl.col("cum_cents") - pl.col("cents") - pl.col(f"edge_cents_{w}")) * 0.01
     columns["orig_hours_since_last"] = (pl.col("step") - pl.col("previous_step")).cast(pl.Float64).fill_null(NONE)
@@ -262,7 +254,7 @@ def offline_features(frame: pl.DataFrame) -> np.ndarray:
 def _received(base: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:
     """Per send (`seq`): the cents its originator received in each window from rows before it."""
     credits = (
-        base.filter((pl.col("type") != "CASH_IN") & ~pl.col("nameDest").str.starts_with("M"))
+        base.filter((pl.col("type") != "CASH_IN") & ~pl.col("nameDest").str.starts_with("M"))  # credits_destination
         .select(pl.col("nameDest").alias("nameOrig"), "seq", "step", "cents")
         .sort("nameOrig", "seq")
         .with_columns(cum=pl.col("cents").cum_sum().over("nameOrig"))
@@ -281,17 +273,26 @@ def _received(base: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:
     per_step = credits.group_by("nameOrig", "step").agg(cum_edge=pl.col("cum").max()).sort("step")
     for w in WINDOWS:
         out = (
-            out.with_columns(edge=pl.col("step") - w)
-            .sort("edge")
-            .join_asof(
-                per_step.rename({"step": "edge_step"}),
-                left_on="edge",
-                right_on="edge_step",
-                by="nameOrig",
-                strategy="backward",
-                check_sortedness=False,  # sorted by the key, so within each account too
-            )
+            _at_window_edge(out, per_step, w)
             .with_columns((pl.col("cum_upto") - pl.col("cum_edge").fill_null(0)).alias(f"received_cents_{w}"))
-            .drop("edge", "edge_step", "cum_edge")
+            .drop("cum_edge")
         )
     return out.select("seq", *(f"received_cents_{w}" for w in WINDOWS))
+
+
+def _at_window_edge(rows: pl.DataFrame, per_step: pl.DataFrame, window: int) -> pl.DataFrame:
+    """`rows` with, per row, the account's `per_step` totals as of the last step outside the row's window
+    (at or before `step - window`): what the window's sums subtract. Null where the account had none."""
+    return (
+        rows.with_columns(edge=pl.col("step") - window)
+        .sort("edge")
+        .join_asof(
+            per_step.rename({"step": "edge_step"}),
+            left_on="edge",
+            right_on="edge_step",
+            by="nameOrig",
+            strategy="backward",
+            check_sortedness=False,  # sorted by the key, so within each account too
+        )
+        .drop("edge", "edge_step")
+    )
