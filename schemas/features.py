@@ -121,7 +121,9 @@ def build_features(
     checked = _checked(feature_set)
     post = checked == "post_settlement"
     present = frame.columns if isinstance(frame, pl.DataFrame) else list(frame)
-    missing = [c for c in required_columns(feature_set) if c not in present]
+    # With the state brought along, the frame needs only what the row's own features read.
+    needed = _PRE_SETTLEMENT_COLUMNS if state is not None and checked == "account_state" else _COLUMNS[checked]
+    missing = [c for c in needed if c not in present]
     if missing:
         raise FeatureError(f"frame lacks column(s) {', '.join(missing)} needed by {feature_set} features")
     read = _read_polars if isinstance(frame, pl.DataFrame) else _read_mapping
