@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
 
@@ -36,6 +36,8 @@ _WRITE_BATCH = 500_000
 # per-step arrays; a little over, so a month that is refused would not have fitted.
 _BYTES_PER_ROW = 320
 _BYTES_PER_STEP = 256
+# With repeat clients a mule cashes out 1 to this many hours after it received the chunk (uniformly).
+MULE_DELAY_HOURS = 3
 
 
 @dataclass
@@ -172,6 +174,7 @@ class _Repeat:
     share: np.ndarray
     rng: np.random.Generator
     mules: int = 0  # mules numbered so far
+    later: dict[int, list[_Rows]] = field(default_factory=dict)  # step -> the mules' cash-outs due then
 
     def originators(self, tx_type: np.ndarray, sub: np.ndarray, active: int) -> np.ndarray:
         """Per row, the account whose chain it is (-1: a fresh client); one chain per account in a step."""
@@ -193,6 +196,19 @@ class _Repeat:
         numbers = np.arange(self.mules, self.mules + n, dtype=np.int64)
         self.mules += n
         return numbers
+
+    def defer(self, cash_outs: _Rows, step: int) -> None:
+        """The mules' cash-outs of a step's chunks, each 1 to MULE_DELAY_HOURS hours later."""
+        delay = self.rng.integers(1, MULE_DELAY_HOURS + 1, cash_outs.step.size)
+        for d in np.unique(delay).tolist():
+            due = cash_outs.take(np.flatnonzero(delay == d))
+            due.step[:] = step + d
+            self.later.setdefault(step + d, []).append(due)
+
+    def due(self, step: int) -> tuple[_Rows, np.ndarray, np.ndarray]:
+        """The cash-outs due in `step` (after the month's last step they are never made), with order keys."""
+        rows = _Rows.concat(self.later.pop(step, [_empty_rows()]))
+        return rows, self.rng.random(rows.step.size), np.zeros(rows.step.size, dtype=np.int32)
 
 
 OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -388,6 +404,10 @@ def _simulate(
         fraud, fraud_key, fraud_sub, drained, drain_key = _fraud_step(
             calibration, s, int(takeovers[s - 1]), balance, watch, active, fraud_rng, amounts_rng, repeat
         )
+        if repeat is not None:  # the mules of earlier hours cash out
+            due, due_key, due_sub = repeat.due(s)
+            fraud = _Rows.concat([fraud, due])
+            fraud_key, fraud_sub = np.concatenate([fraud_key, due_key]), np.concatenate([fraud_sub, due_sub])
         rows = _Rows.concat([genuine, fraud])
         order = np.lexsort((np.concatenate([genuine_sub, fraud_sub]), np.concatenate([genuine_key, fraud_key])))
         rows = rows.take(order)
@@ -566,9 +586,15 @@ def _fraud_step(
         orig=np.full(n, -1, dtype=np.int64),
         mule=mule.copy(),
     )
-    parts_rows = [transfer, cash_out]
-    keys = [event_key[chunk["victim"]], event_key[chunk["victim"]]]
-    subs = [chunk["sub"], chunk["sub"] + 1]
+    if repeat is None:
+        parts_rows = [transfer, cash_out]
+        keys = [event_key[chunk["victim"]], event_key[chunk["victim"]]]
+        subs = [chunk["sub"], chunk["sub"] + 1]
+    else:  # a named mule waits before it cashes out (docs/GENERATOR.md)
+        repeat.defer(cash_out, step)
+        parts_rows = [transfer]
+        keys = [event_key[chunk["victim"]]]
+        subs = [chunk["sub"]]
 
     after = np.flatnonzero(rng.random(victims.size) < calibration.aftermath_share)
     if after.size:

@@ -10,8 +10,12 @@ event time (`step`, an hour each).
   for A (not among the remembered); the share of A's first seen balance that its withdrawals (every type but
   CASH_IN) have moved so far, t's own included.
 - Credits to A as destination (every type but CASH_IN, which takes money from the destination; merchants, the
-  `M...` accounts, keep no state): how much A received in the last 1 and 24 hours, and t's amount over what A
-  received in the last 24 hours. This is the takeover's second half: a mule cashing out what it just received.
+  `M...` accounts, keep no state): how much A received in the 1 and 24 hours before t's step (a window of W
+  hours holds the steps s with step(t) - W <= s < step(t)), and t's amount over what A received in the 24 hours
+  before. This is the takeover's second half: a mule cashing out what it received. Credits of t's own step do
+  not count: in the scorer a credit reaches the receiving account's partition through a repartition topic, a
+  few milliseconds after the row that made it, so only credits of earlier steps are sure to be there (a step is
+  an hour; docs/ACCOUNT_STATE.md).
 
 Money in the state is counted in whole cents (amounts are rounded to the cent once), so the sums are exact, and
 turned back into units the same way (times 0.01) by both executions, which give the same numbers bit for bit:
@@ -142,16 +146,16 @@ class AccountRecord:
         )
 
     def _received(self, step: int, window: int) -> int:
-        return sum(c for s, c in self.credits.items() if step - window < s <= step)
+        return sum(c for s, c in self.credits.items() if step - window <= s < step)
 
     def _seen(self, step: int) -> None:
         if step <= self.latest_step:
             return
         self.latest_step = step
-        horizon = step - LONGEST  # no event at or after `step` reads a bucket this old
+        horizon = step - LONGEST  # no event at or after `step` reads a send this old, or a credit older
         for old in [s for s in self.sends if s <= horizon]:
             del self.sends[old]
-        for old in [s for s in self.credits if s <= horizon]:
+        for old in [s for s in self.credits if s < horizon]:
             del self.credits[old]
 
 
@@ -259,21 +263,17 @@ def _received(base: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:
         .sort("nameOrig", "seq")
         .with_columns(cum=pl.col("cents").cum_sum().over("nameOrig"))
     )
-    upto = credits.select("nameOrig", pl.col("seq").alias("credit_seq"), pl.col("cum").alias("cum_upto")).sort(
-        "credit_seq"
-    )
-    out = (
-        sends.with_columns(key=pl.col("seq") - 1)
-        .sort("key")
-        .join_asof(
-            upto, left_on="key", right_on="credit_seq", by="nameOrig", strategy="backward", check_sortedness=False
-        )
-        .with_columns(pl.col("cum_upto").fill_null(0))
-    )
     per_step = credits.group_by("nameOrig", "step").agg(cum_edge=pl.col("cum").max()).sort("step")
+    # What the account had received up to the step before the send's, less what it had up to the step before
+    # the window's first (steps step - w .. step - 1 remain).
+    out = (
+        _at_window_edge(sends, per_step, 1)
+        .with_columns(cum_upto=pl.col("cum_edge").fill_null(0))
+        .drop("cum_edge")
+    )
     for w in WINDOWS:
         out = (
-            _at_window_edge(out, per_step, w)
+            _at_window_edge(out, per_step, w + 1)
             .with_columns((pl.col("cum_upto") - pl.col("cum_edge").fill_null(0)).alias(f"received_cents_{w}"))
             .drop("cum_edge")
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from paysim.generator import generate
+from paysim.generator import MULE_DELAY_HOURS, generate
 from paysim.reader import load_paysim
 from tests.support.cli import run_momoguard
 
@@ -69,17 +69,20 @@ def test_a_returning_account_starts_from_what_it_left(repeat_month: pl.DataFrame
 
 
 def test_victims_keep_their_names_and_mules_cash_out_what_they_received(repeat_month: pl.DataFrame) -> None:
-    # A takeover chunk is a TRANSFER to a mule and, next, the mule's CASH_OUT (the victim's own last acts aside).
-    rows = repeat_month.with_columns(following=pl.struct(pl.all()).shift(-1))
-    transfers = rows.filter((pl.col("isFraud") == 1) & (pl.col("type") == "TRANSFER"))
-    cash_out = transfers["following"].struct.unnest()
-    chunks = (cash_out["type"] == "CASH_OUT") & (cash_out["isFraud"] == 1)
-    assert chunks.sum() > 20 and chunks.mean() > 0.9  # type: ignore[operator]
-    transfers, cash_out = transfers.filter(chunks), cash_out.filter(chunks)
-    assert (cash_out["nameOrig"] == transfers["nameDest"]).all()  # the mule cashes out under its own name
-    assert transfers["nameDest"].n_unique() == transfers.height  # a fresh mule per chunk
-    moved = transfers["oldbalanceOrg"] - transfers["newbalanceOrig"]
-    assert ((cash_out["amount"] - moved).abs() <= CENT).all()  # ...what it received
+    # A takeover chunk is a TRANSFER to a fresh mule, which CASH_OUTs it under its own name 1 to 3 hours later.
+    fraud = repeat_month.filter(pl.col("isFraud") == 1)
+    transfers = fraud.filter(pl.col("type") == "TRANSFER")
+    cash_outs = fraud.filter(pl.col("type") == "CASH_OUT").select(
+        pl.col("nameOrig").alias("nameDest"), pl.col("step").alias("cash_out_step"), pl.col("amount").alias("out")
+    )
+    chunks = transfers.join(cash_outs, on="nameDest", how="inner")
+    assert chunks.height > 20 and chunks.height > 0.9 * transfers.filter(pl.col("step") <= 240 - MULE_DELAY_HOURS).height
+    assert chunks["nameDest"].n_unique() == chunks.height  # a fresh mule per chunk, cashing out once
+    waited = chunks["cash_out_step"] - chunks["step"]
+    assert waited.min() == 1 and waited.max() == MULE_DELAY_HOURS  # type: ignore[operator]
+    moved = chunks["oldbalanceOrg"] - chunks["newbalanceOrig"]
+    assert ((chunks["out"] - moved).abs() <= CENT).all()  # ...what it received
+    transfers = chunks
     # A victim is an account seen elsewhere under the same name: it sent or received money before.
     genuine = repeat_month.filter(pl.col("isFraud") == 0)
     known = pl.concat([genuine["nameOrig"], genuine["nameDest"]]).unique()

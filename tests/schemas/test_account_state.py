@@ -32,7 +32,7 @@ def _by_name(matrix: np.ndarray, row: int) -> dict[str, float]:
 STORY = _rows(
     (1, "TRANSFER", 100.0, "CA", 1000.0, "CB"),  # 0: A -> B
     (1, "TRANSFER", 50.0, "CA", 900.0, "CB"),  # 1: A -> B again, same hour
-    (1, "PAYMENT", 10.0, "CB", 150.0, "M1"),  # 2: B pays a merchant
+    (2, "PAYMENT", 10.0, "CB", 150.0, "M1"),  # 2: B pays a merchant, the hour after
     (3, "CASH_IN", 40.0, "CA", 850.0, "CC"),  # 3: A takes cash in (moves no money out)
     (30, "CASH_OUT", 140.0, "CB", 140.0, "CD"),  # 4: B cashes out, 29 hours later
     (30, "TRANSFER", 5.0, "CA", 890.0, "CE"),  # 5: A again
@@ -54,7 +54,7 @@ def test_each_rule_on_a_story_worked_by_hand(features: object) -> None:
     assert second["dest_new_for_orig"] == 0
     assert second["orig_moved_share"] == pytest.approx(0.15)  # of the first balance seen, 1000
 
-    b_pays = _by_name(matrix, 2)  # B has received both transfers, in this hour
+    b_pays = _by_name(matrix, 2)  # B has received both transfers, in the hour before
     assert b_pays["received_1h"] == 150 and b_pays["received_24h"] == 150
     assert b_pays["amount_over_received_24h"] == pytest.approx(10 / 150)
 
@@ -65,11 +65,28 @@ def test_each_rule_on_a_story_worked_by_hand(features: object) -> None:
 
     b_cashes_out = _by_name(matrix, 4)  # 29 hours after the credits: out of every window
     assert b_cashes_out["received_24h"] == 0 and b_cashes_out["orig_tx_24h"] == 0
-    assert b_cashes_out["orig_hours_since_last"] == 29 and b_cashes_out["orig_distinct_dests"] == 1
+    assert b_cashes_out["orig_hours_since_last"] == 28 and b_cashes_out["orig_distinct_dests"] == 1
 
     a_last = _by_name(matrix, 5)
     assert a_last["orig_distinct_dests"] == 2 and a_last["dest_new_for_orig"] == 1
     assert a_last["orig_tx_24h"] == 0 and a_last["orig_hours_since_last"] == 27
+
+
+@pytest.mark.parametrize("features", [offline_features, online_features], ids=["offline", "online"])
+def test_credits_count_from_the_hours_before_the_step_only(features: object) -> None:
+    # In the scorer a credit reaches its account through the repartition topic, after the row that made it: a
+    # send in the credit's own hour may be scored before it arrives, so neither execution counts it.
+    rows = _rows(
+        (5, "TRANSFER", 100.0, "CA", 1000.0, "CB"),
+        (5, "CASH_OUT", 100.0, "CB", 100.0, "CC"),  # the same hour: not yet
+        (6, "CASH_OUT", 30.0, "CB", 0.0, "CC"),  # the hour after: in both windows
+        (29, "CASH_OUT", 1.0, "CB", 0.0, "CC"),  # 24 hours after: the 24-hour window's first step
+        (30, "CASH_OUT", 1.0, "CB", 0.0, "CC"),  # 25 hours after: gone
+    )
+    matrix = features(rows)  # type: ignore[operator]
+    received = [(_by_name(matrix, i)["received_1h"], _by_name(matrix, i)["received_24h"]) for i in range(1, 5)]
+    assert received == [(0, 0), (100, 100), (0, 100), (0, 0)]
+    assert _by_name(matrix, 2)["amount_over_received_24h"] == pytest.approx(0.3)
 
 
 def test_only_earlier_rows_count_whatever_the_file_order() -> None:
@@ -111,7 +128,8 @@ def test_a_record_keeps_one_day_of_buckets() -> None:
     for step in range(0, 500):
         record.send_features(step, "PAYMENT", 1.0, 100.0, f"M{step}")
         record.apply_credit(step, 2.0)
-    assert len(record.sends) == LONGEST and len(record.credits) == LONGEST
+    # Credits are read from the 24 hours before a step, sends from the 24 hours up to it.
+    assert len(record.sends) == LONGEST and len(record.credits) == LONGEST + 1
     assert record.send_features(500, "PAYMENT", 1.0, 100.0, "M0")[1] == 0  # nothing else in this hour
     # A step far in the future empties the windows rather than growing the record.
     record.send_features(1_000_000, "PAYMENT", 1.0, 100.0, "M1")
