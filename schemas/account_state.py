@@ -266,11 +266,7 @@ def _received(base: pl.DataFrame, sends: pl.DataFrame) -> pl.DataFrame:
     per_step = credits.group_by("nameOrig", "step").agg(cum_edge=pl.col("cum").max()).sort("step")
     # What the account had received up to the step before the send's, less what it had up to the step before
     # the window's first (steps step - w .. step - 1 remain).
-    out = (
-        _at_window_edge(sends, per_step, 1)
-        .with_columns(cum_upto=pl.col("cum_edge").fill_null(0))
-        .drop("cum_edge")
-    )
+    out = _at_window_edge(sends, per_step, 1).with_columns(cum_upto=pl.col("cum_edge").fill_null(0)).drop("cum_edge")
     for w in WINDOWS:
         out = (
             _at_window_edge(out, per_step, w + 1)
