@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     feature_set: Literal["pre_settlement", "post_settlement", "account_state"] = Field(
         "pre_settlement",
         description="Features to train on: pre_settlement (known before settling), post_settlement (opt-in), or "
-        "account_state (opt-in: pre_settlement plus account memory; the scorer cannot serve it yet).",
+        "account_state (opt-in: pre_settlement plus account memory; a scorer with it keeps the account tables).",
     )
     compare_feature_sets: bool = Field(
         True, description="Also fit the other feature set once and report both in the model card."
@@ -111,6 +111,21 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Most transactions read and not yet committed per worker: the most scored twice after a crash.",
+    )
+    account_tables: bool = Field(
+        False,
+        description="Keep the per-account tables (docs/ACCOUNT_STATE.md), so that account_state models can be "
+        "served; on whenever MOMOGUARD_FEATURE_SET=account_state.",
+    )
+    topic_credits: str = Field(
+        "transactions.credits",
+        description="Repartition topic bringing each credit to the receiving account's partition (account tables).",
+    )
+    state_store: Literal["rocksdb://", "memory://"] = Field(
+        "rocksdb://", description="Store of the account tables: RocksDB on disk (durable), or memory."
+    )
+    table_standby_replicas: int = Field(
+        0, ge=0, le=8, description="Standby copies of each account table partition kept by other workers."
     )
     max_message_bytes: int = Field(
         16_384,
@@ -295,6 +310,11 @@ class Settings(BaseSettings):
     def overridden(cls, **values: Any) -> Settings:
         """Settings from the environment with a command line's options on top (an option left out is None)."""
         return cls(**{name: value for name, value in values.items() if value is not None})
+
+    @property
+    def keeps_account_tables(self) -> bool:
+        """Whether the scorer keeps the account tables (and can serve account_state models)."""
+        return self.account_tables or self.feature_set == "account_state"
 
     @property
     def tracking_uri(self) -> str:

@@ -27,11 +27,14 @@ class TopicSpec:
 # deleted by age, so every worker that starts reads every entry in force. One partition: a few thousand
 # entries at most, read whole by every worker.
 LISTS_CONFIG = {"cleanup.policy": "compact"}
+# The account table and its changelog: the latest record of each account, kept (compacted) for a restore.
+ACCOUNT_TABLE = "accounts"
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The topics the system needs, with their configured partition counts."""
-    return [
+    """The topics the system needs, with their configured partition counts (the account tables' when kept)."""
+    specs = [
         TopicSpec(settings.topic_transactions, settings.transactions_partitions),
         TopicSpec(settings.topic_verdicts, settings.verdicts_partitions),
         TopicSpec(settings.topic_dlq, settings.dlq_partitions),
@@ -41,6 +44,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_labels, settings.labels_partitions),
         TopicSpec(settings.topic_shadow, settings.shadow_partitions),
     ]
+    if settings.keeps_account_tables:
+        # The account tables (docs/ACCOUNT_STATE.md): co-partitioned with the transactions, so as many partitions.
+        specs += [
+            TopicSpec(settings.topic_credits, settings.transactions_partitions),
+            TopicSpec(account_changelog(settings), settings.transactions_partitions, CHANGELOG_CONFIG),
+        ]
+    return specs
+
+
+def account_changelog(settings: Settings) -> str:
+    """The account table's changelog topic: Faust's naming, `<app id>-<table>-changelog`."""
+    return f"{settings.consumer_group}-{ACCOUNT_TABLE}-changelog"
 
 
 def admin_client(settings: Settings) -> AdminClient:

@@ -79,6 +79,9 @@ class AccountRecord:
     first_balance: float | None = None
     moved_cents: int = 0
     latest_step: int = -1  # the latest step seen: buckets older than its windows are dropped
+    # The scorer's bookkeeping, not a feature: per transactions partition, the offset of the last transaction
+    # whose credit this account applied (a credit produced twice counts once; stream_app/accounts.py).
+    credited: dict[int, int] = field(default_factory=dict)
 
     def send_features(self, step: int, tx_type: str, amount: float, old_balance: float, name_dest: str) -> list[float]:
         """The state features of a send by this account, then the send applied to the state."""
@@ -115,7 +118,10 @@ class AccountRecord:
 
     def apply_credit(self, step: int, amount: float) -> None:
         """Money received by this account (a row whose destination it is)."""
-        self.credits[step] = self.credits.get(step, 0) + cents(amount)
+        self.apply_credit_cents(step, cents(amount))
+
+    def apply_credit_cents(self, step: int, amount_cents: int) -> None:
+        self.credits[step] = self.credits.get(step, 0) + amount_cents
         self._seen(step)
 
     def to_bytes(self) -> bytes:
@@ -129,6 +135,7 @@ class AccountRecord:
                 "first_balance": self.first_balance,
                 "moved_cents": self.moved_cents,
                 "latest_step": self.latest_step,
+                "credited": sorted(self.credited.items()),
             }
         )
 
@@ -143,6 +150,7 @@ class AccountRecord:
             first_balance=raw["first_balance"],
             moved_cents=int(raw["moved_cents"]),
             latest_step=int(raw["latest_step"]),
+            credited={int(p): int(o) for p, o in raw.get("credited", [])},
         )
 
     def _received(self, step: int, window: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import faust
 from faust.types import StreamT
@@ -56,18 +57,34 @@ def score_fetch(app: faust.App, state: ScorerState, fetch: bulk.Fetch) -> None:
     if not route.start(fetch):
         return  # handed out before a rebalance: neither scored nor committed; the partition's next owner reads it
     state.progressed()
-    outcome = state.processor.process(fetch.incoming())
+    accounts = state.accounts
+    if accounts is None:
+        outcome = state.processor.process(fetch.incoming())
+    else:  # credits first, then the sends on the state they leave (stream_app/accounts.py)
+        changes = accounts.begin()
+        credits_topic = state.settings.topic_credits
+        incoming = fetch.incoming()
+        accounts.apply_credits(changes, [m for m in incoming if m.topic == credits_topic])
+        sends = [m for m in incoming if m.topic != credits_topic]
+        sends = [m for m, new in zip(sends, accounts.first_new(sends), strict=True) if new]
+        outcome = state.processor.process(sends, partial(accounts.send_features, changes))
+        accounts.end(changes)
 
     def acknowledged() -> None:
         route.acknowledged(fetch)
         refresh_lag(app, state)
 
-    # Three parts are owed: the verdicts and dead letters, the closed loop's records, the fetch's rows in the log.
-    owed = AllOf(3, acknowledged)
+    # Three parts are owed: the verdicts and dead letters, the closed loop's records, the fetch's rows in the log;
+    # with account tables a fourth, the fetch's changelog, produced once its verdicts and credits are acknowledged.
+    owed = AllOf(3 if accounts is None else 4, acknowledged)
+    if accounts is not None:
+        changes.on_logged = owed.one
 
     def verdicts_delivered() -> None:
         state.processor.delivered(outcome)  # the latency metric: up to the verdicts' acknowledgement
         owed.one()
+        if accounts is not None:
+            accounts.delivered(changes, state.deliverer.submit)
 
     state.deliverer.submit(outcome.records, verdicts_delivered)  # the verdicts leave before the closed loop runs
     state.deliverer.submit(state.processor.follow_up(outcome), owed.one)

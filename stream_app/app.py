@@ -15,8 +15,10 @@ from faust.types import StreamT
 
 from core.settings import Settings
 from kafka_ops.clients import client_config, librdkafka_config
+from kafka_ops.topics import ACCOUNT_TABLE, account_changelog
 from registry import LoadedModel
 from stream_app import bulk
+from stream_app.accounts import AccountTables, FaustStore
 from stream_app.agents import produce_log, score_fetches
 from stream_app.closed_loop import ClosedLoop
 from stream_app.dashboard import register_dashboard
@@ -92,15 +94,33 @@ def build_app(
         broker_max_poll_records=settings.max_batch,  # one fetch handed over = one scored batch
         consumer_max_fetch_size=settings.max_fetch_bytes,
         monitor=MonitorWithoutMessageStats(),
+        store=settings.state_store,  # the account tables' (the only tables)
+        table_standby_replicas=settings.table_standby_replicas,
     )
+    topics = [app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes, allow_empty=True)]
+    if settings.keeps_account_tables:
+        topics.append(app.topic(settings.topic_credits, key_type=bytes, value_type=bytes, allow_empty=True))
+        table = app.Table(
+            ACCOUNT_TABLE,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.transactions_partitions,
+            changelog_topic=app.topic(
+                account_changelog(settings),
+                key_type=bytes,
+                value_type=bytes,
+                partitions=settings.transactions_partitions,
+                compacting=True,
+            ),
+        )
+        state.accounts = AccountTables(FaustStore(table), account_changelog(settings), settings.topic_credits, metrics)
     route = bulk.install(
-        app,
-        app.topic(settings.topic_transactions, key_type=bytes, value_type=bytes, allow_empty=True),
-        window=settings.in_flight_window,
-        revoke_timeout_s=settings.session_timeout_s / 2,
+        app, *topics, window=settings.in_flight_window, revoke_timeout_s=settings.session_timeout_s / 2
     )
     state.route = route
     route.before_settle = lambda: produce_log(state, force=True)  # a revoke waits for the log's rows too
+    if state.accounts is not None:
+        route.after_settle = state.accounts.forget
 
     @app.agent(route.channel)
     async def score(stream: StreamT[bulk.Fetch]) -> AsyncIterator[None]:

@@ -3,10 +3,11 @@
 Faust hands every message to its streams one by one (`Consumer._drain_messages` wraps each in a `wait_first` of
 four tasks, then the Conductor builds an `Event`): about 23k messages/s of one core before any work, where the
 scorer itself manages 50k+ (docs/BENCHMARKS.md). Here only that hand-over changes. The Faust app keeps its
-consumer group, assignor, rebalances, commit timer, agents, timers and web views; for the one topic named by a
-`BulkRoute`, the consumer (`BulkConsumer`, Faust's aiokafka driver with a few methods overridden, installed as the
-transport alias `BULK_SCHEME`) puts each fetch, all its partitions, as one `Fetch` on an in-memory channel that
-an ordinary `@app.agent` iterates. Other topics (tables, later) keep Faust's per-event path.
+consumer group, assignor, rebalances, commit timer, agents, timers and web views; for the topics named by a
+`BulkRoute` (`transactions`, and the credits topic when the worker keeps account tables), the consumer
+(`BulkConsumer`, Faust's aiokafka driver with a few methods overridden, installed as the transport alias
+`BULK_SCHEME`) puts each fetch, all its partitions, as one `Fetch` on an in-memory channel that an ordinary
+`@app.agent` iterates. Other topics (the account table's changelog among them) keep Faust's per-event path.
 
 Offsets: a fetch's records are committable once the agent says its verdicts are acknowledged (acks=all). Per
 partition, `Watermarks` hands out offset spans in order and advances the acknowledged watermark only over a
@@ -277,10 +278,15 @@ class BulkChannel(faust.Channel):
 
 
 class BulkRoute:
-    """What the bulk consumer and the scoring agent share: the topic, the channel, the watermarks, the window."""
+    """What the bulk consumer and the scoring agent share: the topics, the channel, the watermarks, the window.
 
-    def __init__(self, app: AppT, topic: str, window: int, revoke_timeout_s: float) -> None:
-        self.topic = topic
+    The topics' fetches go to the agent together (with the account tables, `transactions` and the credits that
+    come back to their accounts' partitions: stream_app/accounts.py).
+    """
+
+    def __init__(self, app: AppT, topics: Sequence[str], window: int, revoke_timeout_s: float) -> None:
+        assert not isinstance(topics, str)
+        self.topics = frozenset(topics)
         self.window = window
         self.revoke_timeout_s = revoke_timeout_s
         self.watermarks = Watermarks()
@@ -288,6 +294,7 @@ class BulkRoute:
         self.unacknowledged: set[Fetch] = set()  # started by the agent, verdicts not yet acknowledged
         self.skipped = 0  # fetches not started because a revoke ended their epoch
         self.before_settle: Callable[[], None] | None = None  # a revoke began: produce what is held back now
+        self.after_settle: Callable[[], None] | None = None  # the revoke is settled: drop per-partition state
         self._moved = asyncio.Event()
 
     def start(self, fetch: Fetch) -> bool:
@@ -327,12 +334,13 @@ class BulkRoute:
 _ROUTES: weakref.WeakKeyDictionary[AppT, BulkRoute] = weakref.WeakKeyDictionary()
 
 
-def install(app: AppT, topic: TopicT, *, window: int, revoke_timeout_s: float) -> BulkRoute:
-    """Route `topic` of `app` through the bulk path; the app's consumer URLs must come from `broker_url`."""
+def install(app: AppT, *topics: TopicT, window: int, revoke_timeout_s: float) -> BulkRoute:
+    """Route `topics` of `app` through the bulk path; the app's consumer URLs must come from `broker_url`."""
     drivers.TRANSPORTS.aliases.setdefault(BULK_SCHEME, f"{__name__}:BulkTransport")
-    # No agent iterates the topic itself, so tell Faust's Conductor to subscribe to it.
-    app.topics.add(topic)
-    route = BulkRoute(app, topic.get_topic_name(), window, revoke_timeout_s)
+    # No agent iterates the topics themselves, so tell Faust's Conductor to subscribe to them.
+    for topic in topics:
+        app.topics.add(topic)
+    route = BulkRoute(app, [topic.get_topic_name() for topic in topics], window, revoke_timeout_s)
     _ROUTES[app] = route
     return route
 
@@ -408,7 +416,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
                 mine: dict[TP, Sequence[RecordLike]] = {}
                 others: dict[TP, list[Any]] = {}
                 for tp, batch in records.items():
-                    (mine if tp.topic == route.topic else others)[tp] = batch
+                    (mine if tp.topic in route.topics else others)[tp] = batch
                 if others:
                     await self._deliver_one_by_one(others, active)
                 if mine:
@@ -478,13 +486,13 @@ class BulkConsumer(faust_aiokafka.Consumer):
 
     def _new_offset(self, tp: TP) -> int | None:
         route = self._route
-        if route is not None and tp.topic == route.topic:
+        if route is not None and tp.topic in route.topics:
             return route.watermarks.offset_to_commit(tp)
         return super()._new_offset(tp)
 
     def _should_commit(self, tp: TP, offset: int) -> bool:
         route = self._route
-        if route is not None and tp.topic == route.topic:
+        if route is not None and tp.topic in route.topics:
             return route.watermarks.should_commit(tp, offset)
         return bool(super()._should_commit(tp, offset))
 
@@ -492,7 +500,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
         committed = bool(await super()._commit(offsets))
         route = self._route
         if committed and route is not None:
-            route.watermarks.committed({tp: o for tp, o in offsets.items() if tp.topic == route.topic})
+            route.watermarks.committed({tp: o for tp, o in offsets.items() if tp.topic in route.topics})
             route.moved()
         return committed
 
@@ -503,7 +511,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
         route = self._route
         if route is not None:
             route.watermarks.assigned(
-                {TP(tp.topic, tp.partition): o for tp, o in committed.items() if tp.topic == route.topic}
+                {TP(tp.topic, tp.partition): o for tp, o in committed.items() if tp.topic in route.topics}
             )
         return committed
 
@@ -547,6 +555,8 @@ class BulkConsumer(faust_aiokafka.Consumer):
                 break
             await self.commit()
         route.watermarks.forget()
+        if route.after_settle is not None:
+            route.after_settle()
         log.info("rebalance: bulk offsets settled in %.3f s", time.monotonic() - started)
 
 

@@ -49,7 +49,9 @@ MAX_RECORD_BYTES = 1_000_000
 class ProducerLike(Protocol):
     """The part of confluent-kafka's Producer the deliverer uses (a fake in unit tests)."""
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None: ...
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any, partition: int = -1
+    ) -> None: ...
     def poll(self, timeout: float) -> int: ...
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None: ...
     def flush(self, timeout: float) -> int: ...
@@ -184,6 +186,7 @@ class Deliverer:
                     key=record.key,
                     headers=record.headers,
                     on_delivery=partial(self._on_delivery, batch, record),
+                    partition=record.partition,
                 )
                 return
             except BufferError:  # local queue full: let librdkafka drain it

@@ -170,6 +170,21 @@ class ScorerMetrics:
             ["topic"],
             registry=r,
         )
+        # --- The account tables (docs/ACCOUNT_STATE.md) ---
+        self.account_events = Counter(
+            "momoguard_account_events",
+            "Account table events: credit_applied, credit_repeated (produced twice, counted once), send_skipped "
+            "(below a partition's mark: scored and applied before a crash or takeover).",
+            ["event"],
+            registry=r,
+        )
+        self.credit_delay = BulkHistogram(
+            "momoguard_credit_delay_seconds",
+            "From a credit's production (its transaction scored) to its application on the receiving account's "
+            "partition: how stale the received_* features are.",
+            _LATENCY_BUCKETS,
+            r,
+        )
         # --- The fraud desk's levers: review tier, lists, verdict deadline ---
         self.model_review_threshold = Gauge(
             "momoguard_model_review_threshold",

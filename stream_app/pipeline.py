@@ -58,6 +58,7 @@ class Record:
     source: Incoming | None = None
     attempts: int = 0  # refusals of the record itself (too large, invalid)
     retries: int = 0  # transient failures (the broker away, a missing topic)
+    partition: int = -1  # -1: the producer's partitioner picks it from the key
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class ScoredBatch:
     scored: Scored
     scorer: Scorer
     event_times: np.ndarray
+    state: np.ndarray | None = None  # each transaction's account state, when the worker keeps account tables
 
 
 @dataclass(slots=True)
@@ -89,6 +91,9 @@ class BatchOutcome:
 # What follows the scoring of a batch: more records to produce after the batch's verdicts (acknowledged before its
 # offsets are committed, like them).
 Follower = Callable[[ScoredBatch], list["Record"]]
+# The account state of a batch's valid transactions, in order (each updating the account tables), and the
+# records to produce with the verdicts (the credits): stream_app/accounts.py.
+StateOf = Callable[[Sequence[Transaction], Sequence["Incoming"]], tuple[np.ndarray, list["Record"]]]
 
 
 def headers_size(headers: Headers | None) -> int:
@@ -184,7 +189,8 @@ class BatchProcessor:
         """Use a new model from the next batch on."""
         self.scorer = scorer
 
-    def process(self, batch: Sequence[Incoming]) -> BatchOutcome:
+    def process(self, batch: Sequence[Incoming], state_of: StateOf | None = None) -> BatchOutcome:
+        """The verdicts and dead letters of `batch`; with `state_of`, scored on the account state it gives."""
         started = time.perf_counter()
         outcome = BatchOutcome(model_version=self.scorer.version)
         valid: list[Transaction] = []
@@ -198,16 +204,18 @@ class BatchProcessor:
                 sources.append(message)
         if valid:
             started_at = started_times(valid, sources)
-            scored, valid, sources, started_at = self._score(valid, sources, started_at, outcome)
+            state, credits = state_of(valid, sources) if state_of is not None else (None, [])
+            scored, valid, sources, started_at, state = self._score(valid, sources, started_at, outcome, state)
             outcome.records.extend(
                 Record(self.verdicts_topic, source.key, verdict, source=source)
                 for source, verdict in zip(sources, scored.verdicts, strict=True)
             )
+            outcome.records.extend(credits)
             count_verdicts(self.metrics, scored)
             self.metrics.score.observe_many(scored.scores)
             outcome.started_at = started_at
             outcome.scored = len(valid)
-            outcome.champion = ScoredBatch(valid, sources, scored, self.scorer, started_at)
+            outcome.champion = ScoredBatch(valid, sources, scored, self.scorer, started_at, state)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         return outcome
@@ -246,20 +254,27 @@ class BatchProcessor:
         outcome.invalid += 1
 
     def _score(
-        self, valid: list[Transaction], sources: list[Incoming], started_at: np.ndarray, outcome: BatchOutcome
-    ) -> tuple[Scored, list[Transaction], list[Incoming], np.ndarray]:
+        self,
+        valid: list[Transaction],
+        sources: list[Incoming],
+        started_at: np.ndarray,
+        outcome: BatchOutcome,
+        state: np.ndarray | None,
+    ) -> tuple[Scored, list[Transaction], list[Incoming], np.ndarray, np.ndarray | None]:
         """Score the batch; if that fails, score its transactions one by one and dead-letter the ones that fail."""
         try:
-            return self.scorer.score(valid, started_at=started_at), valid, sources, started_at
+            return self.scorer.score(valid, started_at=started_at, state=state), valid, sources, started_at, state
         except Exception as error:
             log.exception("scoring a batch of %d failed (%s); scoring its transactions one by one", len(valid), error)
         parts: list[Scored] = []
         kept: list[int] = []
         for i, (tx, source) in enumerate(zip(valid, sources, strict=True)):
             try:
-                parts.append(self.scorer.score([tx], started_at=started_at[i : i + 1]))
+                one = None if state is None else state[i : i + 1]
+                parts.append(self.scorer.score([tx], started_at=started_at[i : i + 1], state=one))
             except Exception as error:
                 self._reject(source, Invalid("scoring_error", f"{type(error).__name__}: {error}"[:500]), outcome)
                 continue
             kept.append(i)
-        return Scored.join(parts), [valid[i] for i in kept], [sources[i] for i in kept], started_at[kept]
+        kept_state = None if state is None else state[kept]
+        return Scored.join(parts), [valid[i] for i in kept], [sources[i] for i in kept], started_at[kept], kept_state

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from registry import LoadedModel
-from schemas.features import build_features
+from schemas.features import build_features, uses_account_state
 from schemas.frame import columns_from_transactions
 from schemas.transaction import Transaction
 from schemas.verdict import Reason, Verdict, verdict_bytes
@@ -92,15 +92,21 @@ class Scorer:
         transactions: Sequence[Transaction],
         now: datetime | None = None,
         started_at: np.ndarray | None = None,
+        state: np.ndarray | None = None,
     ) -> Scored:
         """Score a batch through the shared feature function; one verdict per transaction, in order.
 
         `started_at` (seconds since the epoch, one per transaction) is when each transaction's deadline starts:
-        its event time, or its Kafka timestamp (the pipeline's choice); without it, the event time.
+        its event time, or its Kafka timestamp (the pipeline's choice); without it, the event time. `state`: the
+        account state of each transaction (the account tables'), which a model of the account_state feature set
+        needs and any other ignores.
         """
         if not transactions:
             return Scored.empty(len(self.model.feature_names))
-        features = build_features(columns_from_transactions(transactions), self.model.feature_set)
+        feature_set = self.model.feature_set
+        features = build_features(
+            columns_from_transactions(transactions), feature_set, state if uses_account_state(feature_set) else None
+        )
         booster = self.model.booster
         scores = np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
         scored_at = now or datetime.now(UTC)

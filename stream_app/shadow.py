@@ -62,7 +62,7 @@ class Shadow:
         if scorer is None:
             return [], None
         try:
-            scored = scorer.score(batch.transactions)
+            scored = scorer.score(batch.transactions, state=batch.state)
         except Exception:
             self.metrics.closed_loop_errors.labels("shadow").inc()
             now = time.monotonic()

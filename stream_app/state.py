@@ -16,6 +16,7 @@ from registry import LoadedModel, load_version
 from registry.errors import ModelUnusableError
 from schemas.features import uses_account_state
 from stream_app import bulk
+from stream_app.accounts import AccountTables
 from stream_app.closed_loop import ClosedLoop
 from stream_app.decisions import DecisionPolicy
 from stream_app.delivery import Deliverer
@@ -49,6 +50,7 @@ class ScorerState:
     route: bulk.BulkRoute | None = None  # the bulk path of `transactions` (stream_app/bulk.py)
     lists: ListReader | None = None  # follows the lists topic into the scorer's ListTable (stream_app/list_topic.py)
     closed_loop: ClosedLoop | None = None  # shadow challenger, scored log, drift (stream_app/closed_loop.py)
+    accounts: AccountTables | None = None  # the account tables, when the worker keeps them (stream_app/accounts.py)
 
     @property
     def version(self) -> str:
@@ -104,23 +106,25 @@ class ScorerState:
         return max(0.0, self.stop_deadline - time.monotonic() - 2.0)
 
 
-def check_servable(model: LoadedModel) -> LoadedModel:
+def check_servable(model: LoadedModel, account_tables: bool) -> LoadedModel:
     """`model` if this scorer can serve it; ModelUnusableError saying why not.
 
-    A model trained on account_state features needs each transaction's account state, which only account tables
-    give; this scorer keeps none yet, and scoring such a model without it would be silently wrong.
+    A model trained on account_state features needs each transaction's account state, which only the account
+    tables give (`MOMOGUARD_FEATURE_SET=account_state` or `MOMOGUARD_ACCOUNT_TABLES=true`); scoring such a model
+    without them would be silently wrong.
     """
-    if uses_account_state(model.feature_set):
+    if uses_account_state(model.feature_set) and not account_tables:
         raise ModelUnusableError(
-            f"{model.name} version {model.version} uses the account_state feature set, which needs account tables "
-            "this scorer does not keep; serve a version trained on pre_settlement or post_settlement features"
+            f"{model.name} version {model.version} uses the account_state feature set, which needs the account "
+            "tables this scorer does not keep; start it with MOMOGUARD_FEATURE_SET=account_state, or serve a "
+            "version trained on pre_settlement or post_settlement features"
         )
     return model
 
 
 def load_servable(settings: Settings, version: str) -> LoadedModel:
     """A version of the registry this scorer can serve (`check_servable`), or ModelUnusableError."""
-    return check_servable(load_version(settings, version))
+    return check_servable(load_version(settings, version), settings.keeps_account_tables)
 
 
 def scorer_for(model: LoadedModel, settings: Settings, policy: DecisionPolicy | None = None) -> Scorer:

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -40,7 +41,9 @@ def load_champion_with_retry(settings: Settings) -> LoadedModel:
     delay = 1.0
     while True:
         try:
-            return load_champion(settings, fall_back=True, check=check_servable)
+            return load_champion(
+                settings, fall_back=True, check=partial(check_servable, account_tables=settings.keeps_account_tables)
+            )
         except ModelNotFoundError:
             raise NoChampionError(
                 f"no champion model {settings.model_name!r} in {settings.tracking_uri}: run `make train` first"

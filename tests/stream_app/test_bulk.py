@@ -124,7 +124,7 @@ def test_lag_counts_from_the_committed_offset_before_the_first_fetch_then_from_t
 
 def test_a_revoke_stops_queued_fetches_from_starting_and_late_acknowledgements_touch_no_new_book() -> None:
     app = faust.App("bulk-unit", broker="kafka://127.0.0.1:1")
-    route = bulk.BulkRoute(app, "tx", window=10_000, revoke_timeout_s=1.0)
+    route = bulk.BulkRoute(app, ["tx"], window=10_000, revoke_timeout_s=1.0)
     marks = route.watermarks
     marks.assigned({P0: 0})
     started, queued = hand(marks, p0=[0, 1]), hand(marks, p0=[2, 3])

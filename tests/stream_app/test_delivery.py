@@ -34,7 +34,9 @@ class FakeProducer:
         self.purged = False
         FakeProducer.made.append(self)
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any, partition: int = -1
+    ) -> None:
         error = self.raise_on_produce(topic, value)
         if error is not None:
             raise KafkaException(error)

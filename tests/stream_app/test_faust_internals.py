@@ -140,3 +140,25 @@ def test_aiokafka_records_still_carry_the_fields_the_bulk_path_reads() -> None:
     fields = {f.name for f in dataclasses.fields(ConsumerRecord)}
     needed = {"topic", "partition", "offset", "timestamp", "key", "value", "headers"}
     assert needed <= fields, f"aiokafka's ConsumerRecord lost {needed - fields}"
+
+
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
+def test_the_account_tables_store_reads_and_writes_faust_stores_by_partition(store: str, tmp_path: Any) -> None:
+    # stream_app/accounts.py's FaustStore: RocksDB's `_db_for_partition` and `_key_index`, the memory store's
+    # `.data`; and what Faust's own changelog restore writes (`apply_changelog_batch`) is what it reads.
+    from types import SimpleNamespace
+
+    from stream_app.accounts import FaustStore
+
+    app = faust.App("internals-store", broker="kafka://127.0.0.1:1", store=store, datadir=str(tmp_path))
+    table = app.Table("accounts", key_type=bytes, value_type=bytes, partitions=4)
+    accounts = FaustStore(table)
+    accounts.put(2, b"C1", b"one")
+    assert accounts.get(2, b"C1") == b"one"
+    assert accounts.get(2, b"C2") is None
+    from faust.types import TP
+
+    restored = SimpleNamespace(key=b"C2", value=b"two", partition=3, offset=0, tp=TP("accounts-changelog", 3))
+    event = SimpleNamespace(message=restored, key=b"C2", value=b"two")
+    table.data.apply_changelog_batch([event], to_key=lambda k: k, to_value=lambda v: v)
+    assert accounts.get(3, b"C2") == b"two"

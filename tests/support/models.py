@@ -44,10 +44,17 @@ def typed(row: dict[str, str]) -> dict[str, object]:
     return {k: v if k in _TEXT else int(v) if k in _WHOLE else float(v) for k, v in row.items()}
 
 
-def train_booster(rounds: int = 40, seed: int = 0, feature_set: str = "pre_settlement") -> lgb.Booster:
-    frame = sample_frame()
+def train_booster(
+    rounds: int = 40,
+    seed: int = 0,
+    feature_set: str = "pre_settlement",
+    frame: pl.DataFrame | None = None,
+    y: np.ndarray | None = None,
+) -> lgb.Booster:
+    """A small model of the sample rows (or of `frame`, labelled `y`, default its isFraud)."""
+    frame = sample_frame() if frame is None else frame
     x = build_features(frame, feature_set)
-    y = frame["isFraud"].to_numpy()
+    y = frame["isFraud"].to_numpy() if y is None else y
     params = {
         "objective": "binary",
         "num_leaves": 15,
@@ -68,10 +75,13 @@ def register_model(
     champion: bool = True,
     review_threshold: float | None = None,
     feature_set: str = "pre_settlement",
+    frame: pl.DataFrame | None = None,
+    y: np.ndarray | None = None,
 ) -> str:
-    """Train, register and (optionally) make champion; returns the version."""
-    booster = train_booster(rounds, feature_set=feature_set)
-    everything = build_features(sample_frame(), feature_set)
+    """Train (on the sample rows, or `frame` labelled `y`), register and (optionally) make champion; returns the
+    version."""
+    booster = train_booster(rounds, feature_set=feature_set, frame=frame, y=y)
+    everything = build_features(sample_frame() if frame is None else frame, feature_set)
     x = everything[:5]
     card = tmp / f"card-{rounds}.md"
     card.write_text(f"test model, {rounds} rounds\n")
