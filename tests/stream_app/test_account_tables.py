@@ -18,7 +18,8 @@ from paysim.generator import generate
 from registry import load_version
 from schemas.account_state import STATE_FEATURE_NAMES, credits_destination, in_stream_order, offline_features
 from schemas.transaction import PAYSIM_COLUMNS
-from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce
+from stream_app.process import get_json
+from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce, until, wait_committed_to_end
 from tests.support.models import register_model
 from tests.support.waiting import scorer_metric, wait_until
 
@@ -128,3 +129,61 @@ def register_state_blind(month: pl.DataFrame, model: object) -> list[float]:
     blind = np.full((month.height, len(STATE_FEATURE_NAMES)), -1.0)
     x = build_features(month, "account_state", state=blind)
     return model.booster.predict(x).tolist()  # type: ignore[attr-defined]
+
+
+def committed_to_end(env: ScorerEnv) -> None:
+    """Wait until the group has committed `transactions`, then the credits they made, to the end: every row sent
+    so far scored, its credits applied, and both in the table's changelog."""
+    s = env.settings
+    wait_committed_to_end(s, timeout=90)
+    wait_committed_to_end(s.model_copy(update={"topic_transactions": s.topic_credits}), timeout=90)
+
+
+def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_the_same_scores(
+    accounts_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
+) -> None:
+    env = accounts_env
+    s = env.settings
+    version = state_model(env, tmp_path)
+    month = in_stream_order(generate(steps=40, scale=0.005, seed=8, repeat_clients=True))
+    first = start_scorer()
+    second = start_scorer("--worker-index", "1")
+    for worker in (first, second):
+        worker.wait_ready()
+    until(
+        lambda: len(held(env, 0)) + len(held(env, 1)) == 3 * s.transactions_partitions and held(env, 1),
+        "both hold partitions",
+    )
+    steps = month.partition_by("step", maintain_order=True)
+    second_web = f"http://127.0.0.1:{s.web_port + 1}"
+    for n, rows in enumerate(steps):
+        before = scorer_metric(second_web, "momoguard_transactions_scored_total") if n == len(steps) // 2 else 0
+        produce(s.kafka_bootstrap, s.topic_transactions, messages(rows, "k"))
+        if n == len(steps) // 2:  # mid-replay, mid-step: the second worker dies as soon as it has scored some
+            until(
+                lambda: scorer_metric(second_web, "momoguard_transactions_scored_total") > before, "scoring", 30, 0.01
+            )
+            assert second.stop(signal.SIGKILL) == -signal.SIGKILL
+            until(lambda: len(held(env, 0)) == 3 * s.transactions_partitions, "the first holds every partition", 90)
+        committed_to_end(env)
+
+    model = load_version(s, version)
+    offline = dict(zip((f"k-{t}" for t in month["tx_id"]), model.score(month).tolist(), strict=True))
+    got = collect(s.kafka_bootstrap, s.topic_verdicts, month.height)
+    scores = [(v["tx_id"], v["score"]) for v in got.values]
+    assert {t for t, _ in scores} == set(offline)  # every transaction answered (some twice: a SIGKILL)
+    worst = max(abs(score - offline[t]) for t, score in scores)
+    duplicates = len(scores) - len(offline)
+    print(f"ACCOUNTS SIGKILL mid-replay: {duplicates} duplicate verdicts, largest score difference {worst}")
+    assert worst <= 1e-9, f"largest difference {worst}"
+    skipped = scorer_metric(env.web, "momoguard_account_events_total", event="send_skipped")
+    print(f"ACCOUNTS SIGKILL: {skipped} sends below the marks skipped by the survivor")
+    assert first.stop() == 0
+
+
+def held(env: ScorerEnv, index: int) -> list[str]:
+    try:
+        view = get_json(f"http://127.0.0.1:{env.settings.web_port + index}/ready")
+    except OSError:
+        return []
+    return [str(p) for p in view.get("partitions", [])]
