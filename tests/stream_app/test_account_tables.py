@@ -160,9 +160,8 @@ def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_
         before = scorer_metric(second_web, "momoguard_transactions_scored_total") if n == len(steps) // 2 else 0
         produce(s.kafka_bootstrap, s.topic_transactions, messages(rows, "k"))
         if n == len(steps) // 2:  # mid-replay, mid-step: the second worker dies as soon as it has scored some
-            until(
-                lambda: scorer_metric(second_web, "momoguard_transactions_scored_total") > before, "scoring", 30, 0.01
-            )
+            scored = "momoguard_transactions_scored_total"
+            until(lambda b=before: scorer_metric(second_web, scored) > b, "the second worker scoring", 30, 0.01)
             assert second.stop(signal.SIGKILL) == -signal.SIGKILL
             until(lambda: len(held(env, 0)) == 3 * s.transactions_partitions, "the first holds every partition", 90)
         committed_to_end(env)
