@@ -25,6 +25,8 @@ from tests.support.waiting import scorer_metric, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
+SCORED = "momoguard_transactions_scored_total"
+
 
 @pytest.fixture
 def accounts_env(scorer_env: ScorerEnv, topic_factory: Callable[..., str], own_registry: object) -> Iterator[ScorerEnv]:
@@ -157,11 +159,10 @@ def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_
     steps = month.partition_by("step", maintain_order=True)
     second_web = f"http://127.0.0.1:{s.web_port + 1}"
     for n, rows in enumerate(steps):
-        before = scorer_metric(second_web, "momoguard_transactions_scored_total") if n == len(steps) // 2 else 0
+        before = scorer_metric(second_web, SCORED) if n == len(steps) // 2 else 0
         produce(s.kafka_bootstrap, s.topic_transactions, messages(rows, "k"))
         if n == len(steps) // 2:  # mid-replay, mid-step: the second worker dies as soon as it has scored some
-            scored = "momoguard_transactions_scored_total"
-            until(lambda b=before: scorer_metric(second_web, scored) > b, "the second worker scoring", 30, 0.01)
+            until(lambda b=before: scorer_metric(second_web, SCORED) > b, "the second worker scoring", 30, 0.01)
             assert second.stop(signal.SIGKILL) == -signal.SIGKILL
             until(lambda: len(held(env, 0)) == 3 * s.transactions_partitions, "the first holds every partition", 90)
         committed_to_end(env)
