@@ -24,6 +24,7 @@ from benchmarks.duplicates import DuplicateRun, crash_and_restart, graceful_take
 from benchmarks.harness import (
     REPORT,
     bench_topics,
+    delete_topics,
     preload,
     scorer_env,
     stop_quietly,
@@ -36,6 +37,7 @@ from benchmarks.shadow import ShadowCost, shadow_cost
 from core.errors import MomoGuardError
 from core.machine import describe_machine
 from core.settings import PROJECT_ROOT, Settings
+from kafka_ops.topics import account_changelog
 from stream_app.process import ScorerProcess
 
 log = logging.getLogger(__name__)
@@ -43,17 +45,28 @@ log = logging.getLogger(__name__)
 BENCHMARKS_MD = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 
 
-def drain_rate(settings: Settings, frame: pl.DataFrame, command: list[str], name: str, log_dir: Path) -> float:
-    """Preload the rows, start the scorer `command`, time how fast it answers them all."""
+def drain_rate(
+    settings: Settings,
+    frame: pl.DataFrame,
+    command: list[str],
+    name: str,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+) -> float:
+    """Preload the rows, start the scorer `command` (its environment plus `extra_env`), time how fast it answers
+    them all."""
     with bench_topics(settings, name) as topics:
         n = preload(settings, topics.transactions, frame)
         port = settings.web_port + 50
-        env = scorer_env(settings, topics, f"bench-{name}-{uuid.uuid4().hex[:6]}", port)
+        group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        env = {**scorer_env(settings, topics, group, port), **(extra_env or {})}
         scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / f"bench-{name}.log", env=env, command=command)
         try:
             wait_until(lambda: verdict_count(settings, topics.verdicts) >= n, 900, name, scorer)
         finally:
             stop_quietly(scorer)
+            if "MOMOGUARD_ACCOUNT_TABLES" in env:  # the worker made its table's changelog: remove it too
+                delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
         return sustained_tps(verdict_timestamps(settings, topics.verdicts, n))
 
 
@@ -80,6 +93,7 @@ class BenchResult:
     faust_tps: float
     faust_tps_2_workers: float
     baseline_tps: float
+    faust_tps_account_tables: float  # one worker keeping the account tables (docs/ACCOUNT_STATE.md)
     latency_ms: dict[str, RateLatency]  # by offered rate, "1000" and "5000"
     duplicates: dict[str, DuplicateRun]  # "graceful_takeover", "sigkill"
     model_us_per_row: dict[str, float]  # "batch_1", "batch_1000"
@@ -95,11 +109,16 @@ class BenchResult:
     def ratio_2_workers(self) -> float | None:
         return self.faust_tps_2_workers / self.baseline_tps if self.baseline_tps else None
 
+    @property
+    def ratio_account_tables(self) -> float | None:
+        return self.faust_tps_account_tables / self.baseline_tps if self.baseline_tps else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "ratio": self.ratio,
             "ratio_2_workers": self.ratio_2_workers,
+            "ratio_account_tables": self.ratio_account_tables,
             "shadow_ratio": self.shadow.ratio,
         }
 
@@ -200,6 +219,10 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
     faust_two_tps = drain_rate(settings, drain, serve_two, "faust-2", log_dir)
     log.info("bench: (b) baseline loop draining %d transactions", rows)
     baseline_tps = drain_rate(settings, drain, [sys.executable, "-m", "benchmarks.baseline"], "baseline", log_dir)
+    log.info("bench: (b') one Faust worker keeping the account tables, draining %d transactions", rows)
+    tables = {"MOMOGUARD_ACCOUNT_TABLES": "true"}
+    serve = [sys.executable, "-m", "momoguard", "serve"]
+    tables_tps = drain_rate(settings, drain, serve, "faust-tables", log_dir, tables)
     log.info("bench: (c) latency at steady rates")
     latency = latency_at(settings, frame.slice(rows), [1000, 5000], latency_seconds, log_dir)
     log.info("bench: (d) duplicates after a graceful takeover and after a SIGKILL")
@@ -209,7 +232,6 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         "sigkill": crash_and_restart(settings, short, log_dir),
     }
     log.info("bench: (e) the cost of shadow scoring: one worker without and with a challenger")
-    serve = [sys.executable, "-m", "momoguard", "serve"]
     shadow = shadow_cost(settings, drain, lambda own, rows_, name: drain_rate(own, rows_, serve, name, log_dir))
     log.info("bench: (f) model alone")
     model = model_alone(settings, frame)
@@ -224,6 +246,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         faust_tps=faust_tps,
         faust_tps_2_workers=faust_two_tps,
         baseline_tps=baseline_tps,
+        faust_tps_account_tables=tables_tps,
         latency_ms=latency,
         duplicates=duplicates,
         model_us_per_row=model,
@@ -279,6 +302,23 @@ def record(result: BenchResult, command: str) -> None:
             "| command |\n|---|---|---|---|---|---|---|\n" + shadow_marker + "\n"
         )
     text = text.replace(shadow_marker, shadow_row + "\n" + shadow_marker)
+    tables_marker = "<!-- account tables bench rows -->"
+    if tables_marker not in text:
+        text += (
+            "\n## The cost of the account tables (`make bench`, part b')\n\n"
+            "One Faust worker drains the same backlog as (a) keeping the account tables (RocksDB, the credits "
+            "topic, the changelog; docs/ACCOUNT_STATE.md), against the plain loop (b) of the same run. Target: "
+            ">= 0.6x the plain loop.\n\n"
+            "| date (UTC) | rows | without tables tx/s | with tables tx/s | with / without | with / plain loop "
+            "| load avg (before / after) | command |\n|---|---|---|---|---|---|---|---|\n" + tables_marker + "\n"
+        )
+    with_without = result.faust_tps_account_tables / result.faust_tps if result.faust_tps else None
+    tables_row = (
+        f"| {result.date[:16]} | {result.rows:,} | {result.faust_tps:,.0f} | {result.faust_tps_account_tables:,.0f} "
+        f"| {_maybe(with_without, 2)} | {_maybe(result.ratio_account_tables, 2)} "
+        f"| {result.load_average_before:.1f} / {result.load_average_after:.1f} | `{command}` |"
+    )
+    text = text.replace(tables_marker, tables_row + "\n" + tables_marker)
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text.replace(marker, row + "\n" + marker))
 

@@ -35,16 +35,19 @@ class BenchTopics:
     dlq: str
     scored: str  # the closed loop's: the scored-transaction records, the challenger's verdicts
     shadow: str
+    credits: str  # the account tables' repartition topic (used only by a scorer that keeps them)
 
     def all(self) -> list[str]:
-        return [self.transactions, self.verdicts, self.dlq, self.scored, self.shadow]
+        return [self.transactions, self.verdicts, self.dlq, self.scored, self.shadow, self.credits]
 
 
 @contextmanager
 def bench_topics(settings: Settings, name: str) -> Iterator[BenchTopics]:
     """Fresh topics for one part of the bench, deleted afterwards."""
     run = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-    topics = BenchTopics(*(f"{run}-{kind}" for kind in ("transactions", "verdicts", "dlq", "scored", "shadow")))
+    topics = BenchTopics(
+        *(f"{run}-{kind}" for kind in ("transactions", "verdicts", "dlq", "scored", "shadow", "credits"))
+    )
     admin = AdminClient({**librdkafka_config(settings), "log_level": 0})
     futures = admin.create_topics(
         [NewTopic(t, num_partitions=PARTITIONS if t != topics.dlq else 1, replication_factor=1) for t in topics.all()]
@@ -54,11 +57,16 @@ def bench_topics(settings: Settings, name: str) -> Iterator[BenchTopics]:
     try:
         yield topics
     finally:
-        for future in admin.delete_topics(topics.all()).values():
-            try:
-                future.result(30)
-            except Exception as error:  # a leftover topic is untidy, not a failed benchmark
-                log.warning("could not delete a bench topic: %s", error)
+        delete_topics(settings, topics.all())
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    admin = AdminClient({**librdkafka_config(settings), "log_level": 0})
+    for future in admin.delete_topics(names).values():
+        try:
+            future.result(30)
+        except Exception as error:  # a leftover topic is untidy, not a failed benchmark
+            log.warning("could not delete a bench topic: %s", error)
 
 
 def scorer_env(settings: Settings, topics: BenchTopics, group: str, web_port: int) -> dict[str, str]:
@@ -69,6 +77,7 @@ def scorer_env(settings: Settings, topics: BenchTopics, group: str, web_port: in
         "MOMOGUARD_TOPIC_DLQ": topics.dlq,
         "MOMOGUARD_TOPIC_SCORED": topics.scored,
         "MOMOGUARD_TOPIC_SHADOW": topics.shadow,
+        "MOMOGUARD_TOPIC_CREDITS": topics.credits,
         "MOMOGUARD_SCORED_PARTITIONS": str(PARTITIONS),
         "MOMOGUARD_SHADOW_PARTITIONS": str(PARTITIONS),
         "MOMOGUARD_TRANSACTIONS_PARTITIONS": str(PARTITIONS),
