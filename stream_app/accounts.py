@@ -98,6 +98,7 @@ class Changes:
     """What one fetch did to the table: the records it changed (as bytes at the fetch's end), its marks."""
 
     seq: int
+    touched: set[bytes] = field(default_factory=set)  # the keys it changed
     records: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # key -> (partition, record bytes)
     marks: dict[int, int] = field(default_factory=dict)  # transactions partition -> next offset
     ready: bool = False  # the fetch's verdicts and credits are acknowledged
@@ -190,9 +191,9 @@ class AccountTables:
 
     def end(self, changes: Changes) -> None:
         """The fetch is done with the table: take its changes as they are now."""
-        for key, entry in self.working.items():
-            if entry.changed_by == changes.seq:
-                changes.records[key] = (entry.partition, entry.record.to_bytes())
+        for key in changes.touched:
+            entry = self.working[key]
+            changes.records[key] = (entry.partition, entry.record.to_bytes())
         self.waiting.append(changes)
 
     # --- durability, in fetch order ---
@@ -246,4 +247,5 @@ class AccountTables:
             record = AccountRecord.from_bytes(raw) if raw is not None else AccountRecord()
             entry = self.working[key] = _Working(record, partition, changes.seq)
         entry.changed_by = changes.seq
+        changes.touched.add(key)
         return entry.record
