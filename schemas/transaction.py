@@ -48,6 +48,10 @@ MAX_MONEY = 1e15
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 ID_MAX_LENGTH = 64
+# The same bounds in seconds since the epoch: an aware datetime is checked against them by its timestamp, which
+# asks its tzinfo for the offset once (comparing datetimes asks pydantic's TzInfo twice per bound, ~2 us a message).
+_EARLIEST_S = EARLIEST_EVENT_TIME.timestamp()
+_LATEST_S = LATEST_EVENT_TIME.timestamp()
 
 
 def _utc_in_range(value: datetime | None) -> datetime | None:
@@ -55,7 +59,8 @@ def _utc_in_range(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:  # a time without an offset is taken as UTC, never as the server's local time
         value = value.replace(tzinfo=UTC)
-    if not EARLIEST_EVENT_TIME <= value < LATEST_EVENT_TIME:
+    # Exact to the microsecond: a float's resolution near 2100 is under half a microsecond.
+    if not _EARLIEST_S <= value.timestamp() < _LATEST_S:
         raise ValueError(
             f"event_time {value.isoformat()} is outside {EARLIEST_EVENT_TIME.year}-{LATEST_EVENT_TIME.year - 1}"
         )
@@ -66,7 +71,7 @@ def _seconds_not_milliseconds(value: object) -> object:
     # pydantic reads a number above 2e10 as milliseconds; the contract says seconds, so such a number is out of
     # range rather than silently rescaled.
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not EARLIEST_EVENT_TIME.timestamp() <= value < LATEST_EVENT_TIME.timestamp():
+        if not _EARLIEST_S <= value < _LATEST_S:
             raise PydanticCustomError(
                 "event_time_range", "event_time in seconds since the epoch should be between 2000 and 2099"
             )

@@ -59,6 +59,33 @@ def test_the_key_and_headers_count_toward_the_size_cap() -> None:
     assert isinstance(parsed, Invalid) and parsed.reason == "too_large" and "key and headers 101" in parsed.error
 
 
+@pytest.mark.parametrize(
+    ("event_time", "accepted"),
+    [
+        ("2000-01-01T00:00:00Z", True),
+        ("1999-12-31T23:59:59.999999Z", False),
+        ("2000-01-01T00:59:59.999999+01:00", False),  # 1999 in UTC
+        ("2099-12-31T23:59:59.999999Z", True),
+        ("2100-01-01T00:00:00Z", False),
+        ("2100-01-01T00:59:59.999999+01:00", True),  # 2099 in UTC
+        ("2099-12-31T23:00:00-01:00", False),  # 2100 in UTC
+        ("2099-12-31T23:59:59.999999", True),  # no offset: UTC
+        ("2100-01-01T00:00:00", False),
+        (946_684_800, True),
+        (946_684_799.999999, False),
+        (4_102_444_799.999999, True),
+        (4_102_444_800, False),
+    ],
+)
+def test_event_time_bounds_hold_to_the_microsecond(event_time: str | float, accepted: bool) -> None:
+    parsed = parse_transaction(orjson.dumps({**GOOD, "event_time": event_time}), max_bytes=4096)
+    if accepted:
+        assert isinstance(parsed, Transaction), parsed
+        assert parsed.event_time is not None and parsed.event_time.utcoffset() is not None
+    else:
+        assert isinstance(parsed, Invalid) and parsed.reason == "out_of_range", parsed
+
+
 def test_a_good_message_parses() -> None:
     parsed = parse_transaction(orjson.dumps(GOOD), max_bytes=4096)
     assert isinstance(parsed, Transaction) and parsed.amount == 181.0
