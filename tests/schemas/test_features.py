@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import polars as pl
 import pytest
@@ -32,6 +34,27 @@ def row(**overrides: object) -> pl.DataFrame:
 
 def features_of(frame: pl.DataFrame, feature_set: str = "pre_settlement") -> dict[str, float]:
     return dict(zip(feature_names(feature_set), build_features(frame, feature_set)[0].tolist(), strict=True))
+
+
+# SHA-256 (first 16 hex digits) of the Kaggle samples' feature matrix, by feature set: a change to how the matrix is
+# computed or laid out that moves any value by a bit changes every model's scores, and fails here.
+PINNED = {
+    "pre_settlement": "501047d9f885339a",
+    "post_settlement": "3bf2ffff815a7bd4",
+    "account_state": "98503b7fb5a52f5a",
+}
+
+
+@pytest.mark.parametrize("feature_set", FEATURE_SETS)
+def test_the_samples_features_are_pinned_bit_for_bit(kaggle_frame: pl.DataFrame, feature_set: str) -> None:
+    inputs: list[pl.DataFrame | dict[str, list[object]]] = [kaggle_frame]
+    if not uses_account_state(feature_set):  # the scorer's plain columns, read the same way
+        inputs.append({c: kaggle_frame[c].to_list() for c in kaggle_frame.columns})
+    for frame in inputs:
+        x = build_features(frame, feature_set)
+        assert x.dtype == np.float64 and x.flags.c_contiguous
+        assert x.shape == (kaggle_frame.height, len(feature_names(feature_set)))
+        assert hashlib.sha256(x.tobytes()).hexdigest()[:16] == PINNED[feature_set]
 
 
 @pytest.mark.parametrize("feature_set", STATELESS)
