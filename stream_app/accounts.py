@@ -71,8 +71,8 @@ class FaustStore:
         store = self.table.data
         if hasattr(store, "_db_for_partition"):
             value = store._db_for_partition(partition).get(key)
-            return None if value is None else bytes(value)
-        value = store.data.get(key)
+        else:
+            value = store.data.get(key)
         return None if value is None else bytes(value)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:

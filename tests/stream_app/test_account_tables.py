@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import orjson
 import polars as pl
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -18,8 +17,8 @@ from paysim.generator import generate
 from registry import load_version
 from schemas.account_state import STATE_FEATURE_NAMES, credits_destination, in_stream_order, offline_features
 from schemas.transaction import PAYSIM_COLUMNS
-from stream_app.process import get_json
-from tests.support.harness import ScorerEnv, ScorerProcess, collect, produce, until, wait_committed_to_end
+from tests.support.harness import ScorerEnv, ScorerProcess, collect, held, produce, until, wait_committed_to_end
+from tests.support.harness import messages as harness_messages
 from tests.support.models import register_model
 from tests.support.waiting import scorer_metric, wait_until
 
@@ -80,10 +79,9 @@ def replay_by_step(env: ScorerEnv, month: pl.DataFrame, run: str, before: tuple[
 
 
 def messages(rows: pl.DataFrame, run: str) -> list[tuple[bytes | None, bytes, None]]:
-    out = []
-    for row in rows.select("tx_id", *PAYSIM_COLUMNS).iter_rows(named=True):
-        out.append((str(row["nameOrig"]).encode(), orjson.dumps({**row, "tx_id": f"{run}-{row['tx_id']}"}), None))
-    return out
+    """The rows as the operator publishes them (harness.messages), tx_ids prefixed with the run."""
+    txs = rows.select("tx_id", *PAYSIM_COLUMNS).to_dicts()
+    return harness_messages([{**tx, "tx_id": f"{run}-{tx['tx_id']}"} for tx in txs])
 
 
 def verdict_scores(env: ScorerEnv, expect: int) -> dict[str, float]:
@@ -179,11 +177,3 @@ def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_
     skipped = scorer_metric(env.web, "momoguard_account_events_total", event="send_skipped")
     print(f"ACCOUNTS SIGKILL: {skipped} sends below the marks skipped by the survivor")
     assert first.stop() == 0
-
-
-def held(env: ScorerEnv, index: int) -> list[str]:
-    try:
-        view = get_json(f"http://127.0.0.1:{env.settings.web_port + index}/ready")
-    except OSError:
-        return []
-    return [str(p) for p in view.get("partitions", [])]

@@ -15,18 +15,9 @@ import pytest
 
 from stream_app.process import get_json
 from tests.support import harness
-from tests.support.harness import ScorerEnv, ScorerProcess
+from tests.support.harness import ScorerEnv, ScorerProcess, held
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def held(scorer: ScorerEnv, index: int) -> set[str]:
-    """The partitions worker `index` holds, by its /ready view (empty while it is not up)."""
-    try:
-        view = get_json(f"http://127.0.0.1:{scorer.settings.web_port + index}/ready")
-    except OSError:
-        return set()
-    return {str(p) for p in view.get("partitions", [])}  # type: ignore[attr-defined]
 
 
 def counted(ids: list[str], sent: list[dict[str, object]]) -> tuple[int, int]:

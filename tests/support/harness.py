@@ -229,6 +229,15 @@ def topic_size(bootstrap: str, topic: str, partitions: int) -> int:
         consumer.close()
 
 
+def held(scorer: ScorerEnv, index: int) -> set[str]:
+    """The partitions worker `index` holds, by its /ready view (empty while it is not up)."""
+    try:
+        view = process.get_json(f"http://127.0.0.1:{scorer.settings.web_port + index}/ready")
+    except OSError:
+        return set()
+    return {str(p) for p in view.get("partitions", [])}
+
+
 def until(condition: Callable[[], object], what: str, timeout: float = 60.0, every: float = 0.25) -> None:
     """Wait for `condition` to hold, or fail the test saying `what` did not happen."""
     deadline = time.monotonic() + timeout
