@@ -7,8 +7,10 @@ stream_app/views.py and stream_app/dashboard.py; what they share is the worker's
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import faust
 from faust.types import StreamT
@@ -39,6 +41,13 @@ from stream_app.upkeep import (
     refresh_lists,
 )
 from stream_app.views import register_views
+
+
+def state_dir(settings: Settings, worker_index: int) -> Path:
+    """A worker's local Faust folder (the account tables' RocksDB). One per consumer group: another group's state
+    (its marks, its changelog offsets) would make this one skip transactions it never scored."""
+    group = re.sub(r"[^A-Za-z0-9._-]", "_", settings.consumer_group)
+    return settings.run_dir / "faust" / group / f"worker-{worker_index}"
 
 
 def build_app(
@@ -80,7 +89,7 @@ def build_app(
         broker_credentials=client_config(settings).faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
-        datadir=str(settings.run_dir / "faust" / f"worker-{worker_index}"),
+        datadir=str(state_dir(settings, worker_index)),
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port + worker_index,

@@ -93,7 +93,7 @@ REGISTRY_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQU
 
 def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNING") -> None:
     """Run one worker until SIGTERM/SIGINT; exits the process (0 on a clean stop)."""
-    from stream_app.app import build_app
+    from stream_app.app import build_app, state_dir
 
     check_web_port(settings.web_host, settings.web_port + worker_index)
     load_catalog(settings.reason_language, settings.reason_catalog_dir)  # a missing translation: one line, now
@@ -104,7 +104,7 @@ def run_worker(settings: Settings, worker_index: int = 0, loglevel: str = "WARNI
     model = load_champion_with_retry(settings)
     shadowing = load_challenger_quietly(settings)
     topics.create_topics(settings)
-    (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
+    state_dir(settings, worker_index).parent.mkdir(parents=True, exist_ok=True)
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app, state = build_app(settings, model, worker_index, shadowing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.settings import Settings
 from kafka_ops import topics
 from paysim.generator import generate
 from registry import load_version
@@ -32,15 +34,24 @@ def accounts_env(scorer_env: ScorerEnv, topic_factory: Callable[..., str], own_r
     """The test's scorer with account tables: its credits and changelog topics, its own registry and run dir."""
     s = scorer_env.settings
     credits = topic_factory("credits", partitions=s.transactions_partitions)
-    # The changelog's name follows the group's (Faust's naming): made here, deleted after the test.
+    scorer_env.settings = s.model_copy(update={"topic_credits": credits, "feature_set": "account_state"})
+    scorer_env.env |= {"MOMOGUARD_TOPIC_CREDITS": credits, "MOMOGUARD_FEATURE_SET": "account_state"}
+    with changelog_of(scorer_env.settings):
+        yield scorer_env
+
+
+@contextmanager
+def changelog_of(s: Settings) -> Iterator[str]:
+    """The group's account changelog topic, whose name follows the group's (Faust's naming): made here, deleted
+    after the test."""
     changelog = topics.account_changelog(s)
     admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
     spec = NewTopic(changelog, s.transactions_partitions, 1, config=dict(topics.CHANGELOG_CONFIG))
     admin.create_topics([spec])[changelog].result(30)
-    scorer_env.settings = s.model_copy(update={"topic_credits": credits, "feature_set": "account_state"})
-    scorer_env.env |= {"MOMOGUARD_TOPIC_CREDITS": credits, "MOMOGUARD_FEATURE_SET": "account_state"}
-    yield scorer_env
-    admin.delete_topics([changelog])[changelog].result(30)
+    try:
+        yield changelog
+    finally:
+        admin.delete_topics([changelog])[changelog].result(30)
 
 
 def state_model(env: ScorerEnv, tmp: Path) -> str:
@@ -177,3 +188,39 @@ def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_
     skipped = scorer_metric(env.web, "momoguard_account_events_total", event="send_skipped")
     print(f"ACCOUNTS SIGKILL: {skipped} sends below the marks skipped by the survivor")
     assert first.stop() == 0
+
+
+def test_a_new_consumer_group_on_the_same_run_dir_starts_from_its_own_empty_tables(
+    accounts_env: ScorerEnv,
+    start_scorer: Callable[..., ScorerProcess],
+    topic_factory: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """The local table state is kept per consumer group: a second deployment on the same run dir (a new group
+    reading new topics, as every `make bench` run does) must not take the first's marks for its own and skip
+    its transactions as already applied."""
+    env = accounts_env
+    state_model(env, tmp_path)
+    month = in_stream_order(generate(steps=6, scale=0.005, seed=8, repeat_clients=True))
+    first = start_scorer()
+    first.wait_ready()
+    produce(env.settings.kafka_bootstrap, env.settings.topic_transactions, messages(month, "a"))
+    verdict_scores(env, month.height)
+    assert first.stop(signal.SIGTERM) == 0
+
+    again = {
+        "consumer_group": f"{env.settings.consumer_group}-again",
+        "topic_transactions": topic_factory("transactions", partitions=env.settings.transactions_partitions),
+        "topic_verdicts": topic_factory("verdicts", partitions=env.settings.verdicts_partitions),
+        "topic_credits": topic_factory("credits", partitions=env.settings.transactions_partitions),
+    }
+    env.settings = env.settings.model_copy(update=again)
+    env.env |= {f"MOMOGUARD_{name.upper()}": value for name, value in again.items()}
+    with changelog_of(env.settings):
+        second = start_scorer()
+        second.wait_ready()
+        produce(env.settings.kafka_bootstrap, env.settings.topic_transactions, messages(month, "b"))
+        until(lambda: scorer_metric(env.web, SCORED) >= month.height, "the second deployment scoring", 90)
+        assert scorer_metric(env.web, "momoguard_account_events_total", event="send_skipped") == 0
+        assert set(verdict_scores(env, month.height)) == {f"b-{t}" for t in month["tx_id"]}
+        assert second.stop() == 0
