@@ -28,7 +28,7 @@ turned back into units the same way (times 0.01) by both executions, which give 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import orjson
@@ -84,36 +84,53 @@ class AccountRecord:
     credited: dict[int, int] = field(default_factory=dict)
 
     def send_features(self, step: int, tx_type: str, amount: float, old_balance: float, name_dest: str) -> list[float]:
-        """The state features of a send by this account, then the send applied to the state."""
+        """The state features of a send by this account, then the send applied to the state. (Written for the
+        scorer's hot path: one pass over the buckets per window, nothing done twice; the numbers are the same
+        integer sums and products as `offline_features`'.)"""
+        amount_cents = cents(amount)
+        sends = self.sends
         out: list[float] = []
         for w in WINDOWS:
             count = total = 0
-            for s, (n, c) in self.sends.items():
-                if step - w < s <= step:
-                    count += n
-                    total += c
-            out += [float(count), total * 0.01]
-        out.append(NONE if self.last_step is None else float(step - self.last_step))
-        out.append(float(len(self.destinations)))
-        new = name_dest not in self.destinations
+            if sends:
+                first = step - w
+                for s, (n, c) in sends.items():
+                    if first < s <= step:
+                        count += n
+                        total += c
+            out.append(float(count))
+            out.append(total * 0.01)
+        last_step = self.last_step
+        destinations = self.destinations
+        out.append(NONE if last_step is None else float(step - last_step))
+        out.append(float(len(destinations)))
+        new = name_dest not in destinations
         out.append(1.0 if new else 0.0)
-        if self.first_balance is None:
-            self.first_balance = old_balance
+        first_balance = self.first_balance
+        if first_balance is None:
+            first_balance = self.first_balance = old_balance
         if tx_type != "CASH_IN":
-            self.moved_cents += cents(amount)
-        out.append(self.moved_cents * 0.01 / self.first_balance if self.first_balance > 0 else NONE)
-        received = [self._received(step, w) for w in WINDOWS]
-        out += [r * 0.01 for r in received]
-        longest = received[WINDOWS.index(LONGEST)]
-        out.append(cents(amount) / longest if longest > 0 else NONE)
+            self.moved_cents += amount_cents
+        out.append(self.moved_cents * 0.01 / first_balance if first_balance > 0 else NONE)
+        longest = 0
+        for w in WINDOWS:
+            received = self._received(step, w) if self.credits else 0
+            out.append(received * 0.01)
+            if w == LONGEST:
+                longest = received
+        out.append(amount_cents / longest if longest > 0 else NONE)
         # ...and the send itself.
-        bucket = self.sends.setdefault(step, [0, 0])
-        bucket[0] += 1
-        bucket[1] += cents(amount)
+        bucket = sends.get(step)
+        if bucket is None:
+            sends[step] = [1, amount_cents]
+        else:
+            bucket[0] += 1
+            bucket[1] += amount_cents
         self.last_step = step
-        if new and len(self.destinations) < MAX_REMEMBERED_DESTINATIONS:
-            self.destinations.add(name_dest)
-        self._seen(step)
+        if new and len(destinations) < MAX_REMEMBERED_DESTINATIONS:
+            destinations.add(name_dest)
+        if step > self.latest_step:
+            self._seen(step)
         return out
 
     def apply_credit(self, step: int, amount: float) -> None:
@@ -125,36 +142,46 @@ class AccountRecord:
         self._seen(step)
 
     def to_bytes(self) -> bytes:
-        """The record as a table stores it (JSON; destinations sorted, so equal records give equal bytes)."""
+        """The record as a table stores it: a JSON array of its fields in declaration order (buckets and
+        destinations sorted, so equal records give equal bytes). An array, not an object: no field names in
+        every record (62 bytes for a one-send account, against 162), and faster both ways."""
         return orjson.dumps(
-            {
-                "sends": [[s, n, c] for s, (n, c) in sorted(self.sends.items())],
-                "credits": sorted(self.credits.items()),
-                "last_step": self.last_step,
-                "destinations": sorted(self.destinations),
-                "first_balance": self.first_balance,
-                "moved_cents": self.moved_cents,
-                "latest_step": self.latest_step,
-                "credited": sorted(self.credited.items()),
-            }
+            [
+                [[s, n, c] for s, (n, c) in sorted(self.sends.items())],
+                sorted(self.credits.items()),
+                self.last_step,
+                sorted(self.destinations),
+                self.first_balance,
+                self.moved_cents,
+                self.latest_step,
+                sorted(self.credited.items()),
+            ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AccountRecord:
         raw = orjson.loads(data)
+        if isinstance(raw, dict):  # the first format, a JSON object (a changelog written before the array)
+            raw = [raw[name] for name in _FIELDS[:-1]] + [raw.get("credited", [])]
+        sends, credits, last_step, destinations, first_balance, moved_cents, latest_step, credited = raw
         return cls(
-            sends={int(s): [int(n), int(c)] for s, n, c in raw["sends"]},
-            credits={int(s): int(c) for s, c in raw["credits"]},
-            last_step=raw["last_step"],
-            destinations=set(raw["destinations"]),
-            first_balance=raw["first_balance"],
-            moved_cents=int(raw["moved_cents"]),
-            latest_step=int(raw["latest_step"]),
-            credited={int(p): int(o) for p, o in raw.get("credited", [])},
+            sends={s: [n, c] for s, n, c in sends},
+            credits=dict(credits),
+            last_step=last_step,
+            destinations=set(destinations),
+            first_balance=first_balance,
+            moved_cents=moved_cents,
+            latest_step=latest_step,
+            credited=dict(credited),
         )
 
     def _received(self, step: int, window: int) -> int:
-        return sum(c for s, c in self.credits.items() if step - window <= s < step)
+        first = step - window
+        total = 0
+        for s, c in self.credits.items():
+            if first <= s < step:
+                total += c
+        return total
 
     def _seen(self, step: int) -> None:
         if step <= self.latest_step:
@@ -165,6 +192,10 @@ class AccountRecord:
             del self.sends[old]
         for old in [s for s in self.credits if s < horizon]:
             del self.credits[old]
+
+
+# The record's fields, in the order `to_bytes` writes them.
+_FIELDS = tuple(f.name for f in fields(AccountRecord))
 
 
 def online_features(frame: pl.DataFrame) -> np.ndarray:

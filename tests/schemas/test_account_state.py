@@ -148,3 +148,18 @@ def test_a_record_reads_back_from_its_bytes_and_scores_on_the_same(repeat_month:
         assert again.send_features(300, "TRANSFER", 5.0, 10.0, "C1") == record.send_features(
             300, "TRANSFER", 5.0, 10.0, "C1"
         )
+
+
+def test_a_record_in_the_first_format_still_reads() -> None:
+    # Tables written before records became JSON arrays hold JSON objects (with or without `credited`).
+    record = AccountRecord()
+    record.send_features(5, "TRANSFER", 1234.56, 5000.0, "C123")
+    record.apply_credit(3, 5.0)
+    record.credited[2] = 77
+    first = (
+        b'{"sends":[[5,1,123456]],"credits":[[3,500]],"last_step":5,"destinations":["C123"],'
+        b'"first_balance":5000.0,"moved_cents":123456,"latest_step":5,"credited":[[2,77]]}'
+    )
+    assert AccountRecord.from_bytes(first) == record
+    assert AccountRecord.from_bytes(first.replace(b',"credited":[[2,77]]', b"")).credited == {}
+    assert record.to_bytes() == b'[[[5,1,123456]],[[3,500]],5,["C123"],5000.0,123456,5,[[2,77]]]'
