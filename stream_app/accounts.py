@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import orjson
+from rocksdict import WriteBatch
 
 from schemas.account_state import STATE_FEATURE_NAMES, AccountRecord, cents, credits_destination
 from schemas.transaction import Transaction
@@ -53,15 +54,19 @@ class Store(Protocol):
     """A table's local store, by partition (stream_app/accounts.py's `FaustStore`; a dict in unit tests)."""
 
     def get(self, partition: int, key: bytes) -> bytes | None: ...
-    def put(self, partition: int, key: bytes, value: bytes) -> None: ...
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Put every (key, value) into the partition's store, at once."""
 
 
 class FaustStore:
     """The local store of a Faust table, read and written by partition (no current event needed).
 
     Faust's RocksDB store keeps a database per partition and finds it from the current event; its in-memory store
-    is one dict. What this leans on (`_db_for_partition`, `_key_index`, `.data`) is pinned with faust-streaming
-    (tests/stream_app/test_faust_internals.py).
+    is one dict. A fetch's records go into RocksDB as one write batch per partition, as Faust's own changelog
+    restore writes them (one `put` each cost twice as much here). Faust's key index (which partition a key was last
+    read from, for its own reads without a current event) is not filled: the scorer never reads the table through
+    Faust, and Faust falls back to looking in every partition. What this leans on (`_db_for_partition`, `.data`)
+    is pinned with faust-streaming (tests/stream_app/test_faust_internals.py).
     """
 
     def __init__(self, table: Any) -> None:
@@ -75,13 +80,15 @@ class FaustStore:
             value = store.data.get(key)
         return None if value is None else bytes(value)
 
-    def put(self, partition: int, key: bytes, value: bytes) -> None:
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes]]) -> None:
         store = self.table.data
         if hasattr(store, "_db_for_partition"):
-            store._db_for_partition(partition).put(key, value)
-            store._key_index[key] = partition
+            batch = WriteBatch(raw_mode=True)
+            for key, value in items:
+                batch.put(key, value)
+            store._db_for_partition(partition).write(batch)
         else:
-            store.data[key] = value
+            store.data.update(items)
 
 
 @dataclass(slots=True)
@@ -165,6 +172,14 @@ class AccountTables:
             if mark is None:
                 raw = self.store.get(source.partition, MARK)
                 mark = self.marks[source.partition] = int(raw) if raw is not None else -1
+                if source.offset < mark:
+                    log.info(
+                        "accounts: partition %d resumes at offset %d; offsets %d-%d were applied before (skipped)",
+                        source.partition,
+                        mark,
+                        source.offset,
+                        mark - 1,
+                    )
             keep.append(source.offset >= mark)
         skipped = len(keep) - sum(keep)
         if skipped and self.metrics is not None:
@@ -175,18 +190,20 @@ class AccountTables:
         self, changes: Changes, transactions: Sequence[Transaction], sources: Sequence[Incoming]
     ) -> tuple[np.ndarray, list[Record]]:
         """The state features of each send, in order (each updating its record), and the credits to produce."""
-        out = np.empty((len(transactions), len(STATE_FEATURE_NAMES)))
+        rows: list[list[float]] = []
         credits: list[Record] = []
+        marks = changes.marks
+        credits_topic = self.credits_topic
         now = time.time()
-        for i, (tx, source) in enumerate(zip(transactions, sources, strict=True)):
-            key = tx.name_orig.encode()
-            record = self._record(changes, source.partition, key)
+        for tx, source in zip(transactions, sources, strict=True):
+            record = self._record(changes, source.partition, tx.name_orig.encode())
             tx_type = tx.type.value
-            out[i] = record.send_features(tx.step, tx_type, tx.amount, tx.old_balance_orig, tx.name_dest)
+            rows.append(record.send_features(tx.step, tx_type, tx.amount, tx.old_balance_orig, tx.name_dest))
             if credits_destination(tx_type, tx.name_dest):
                 value = credit_bytes(tx.step, tx.amount, source.partition, source.offset, now)
-                credits.append(Record(self.credits_topic, tx.name_dest.encode(), value))
-            changes.marks[source.partition] = source.offset + 1
+                credits.append(Record(credits_topic, tx.name_dest.encode(), value))
+            marks[source.partition] = source.offset + 1
+        out = np.array(rows, dtype=np.float64) if rows else np.empty((0, len(STATE_FEATURE_NAMES)))
         return out, credits
 
     def end(self, changes: Changes) -> None:
@@ -223,13 +240,21 @@ class AccountTables:
             self._store(self.logging.popleft())
 
     def _store(self, changes: Changes) -> None:
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        working = self.working
+        seq = changes.seq
         for key, (partition, value) in changes.records.items():
-            self.store.put(partition, key, value)
-            entry = self.working.get(key)
-            if entry is not None and entry.changed_by == changes.seq:
-                del self.working[key]  # no later fetch changed it: the store has it as it is
+            items = by_partition.get(partition)
+            if items is None:
+                items = by_partition[partition] = []
+            items.append((key, value))
+            entry = working.get(key)
+            if entry is not None and entry.changed_by == seq:
+                del working[key]  # no later fetch changed it: the store has it as it is
         for partition, offset in changes.marks.items():
-            self.store.put(partition, MARK, str(offset).encode())
+            by_partition.setdefault(partition, []).append((MARK, str(offset).encode()))
+        for partition, items in by_partition.items():
+            self.store.write(partition, items)
         if changes.on_logged is not None:
             changes.on_logged()
 

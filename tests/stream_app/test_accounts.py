@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import orjson
@@ -30,8 +30,8 @@ class DictStore:
     def get(self, partition: int, key: bytes) -> bytes | None:
         return self.data.get((partition, key))
 
-    def put(self, partition: int, key: bytes, value: bytes) -> None:
-        self.data[(partition, key)] = value
+    def write(self, partition: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+        self.data.update(((partition, key), value) for key, value in items)
 
 
 def partition_of(key: bytes) -> int:

@@ -144,8 +144,8 @@ def test_aiokafka_records_still_carry_the_fields_the_bulk_path_reads() -> None:
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
 def test_the_account_tables_store_reads_and_writes_faust_stores_by_partition(store: str, tmp_path: Any) -> None:
-    # stream_app/accounts.py's FaustStore: RocksDB's `_db_for_partition` and `_key_index`, the memory store's
-    # `.data`; and what Faust's own changelog restore writes (`apply_changelog_batch`) is what it reads.
+    # stream_app/accounts.py's FaustStore: RocksDB's `_db_for_partition` (written with rocksdict's WriteBatch), the
+    # memory store's `.data`; and what Faust's own changelog restore writes (`apply_changelog_batch`) is what it reads.
     from types import SimpleNamespace
 
     from stream_app.accounts import FaustStore
@@ -153,8 +153,9 @@ def test_the_account_tables_store_reads_and_writes_faust_stores_by_partition(sto
     app = faust.App("internals-store", broker="kafka://127.0.0.1:1", store=store, datadir=str(tmp_path))
     table = app.Table("accounts", key_type=bytes, value_type=bytes, partitions=4)
     accounts = FaustStore(table)
-    accounts.put(2, b"C1", b"one")
+    accounts.write(2, [(b"C1", b"one"), (b"C3", b"three")])
     assert accounts.get(2, b"C1") == b"one"
+    assert accounts.get(2, b"C3") == b"three"
     assert accounts.get(2, b"C2") is None
     from faust.types import TP
 
