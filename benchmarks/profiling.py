@@ -1,8 +1,8 @@
 """Where the bulk scorer's main thread spends a drain: py-spy on a `momoguard serve` worker draining a backlog.
 
-Run: python -m benchmarks.profiling [rows] [seconds]  (needs `make kafka-up champion`). Writes the collapsed
-stacks to reports/profile-bulk.txt and prints the main thread's share per frame (self and total), which
-docs/BENCHMARKS.md summarises.
+Run: python -m benchmarks.profiling [rows] [seconds] [--account-tables]  (needs `make kafka-up champion`). Writes
+the collapsed stacks to reports/profile-bulk.txt (profile-account-tables.txt with the tables) and prints the main
+thread's share per frame (self and total), which docs/BENCHMARKS.md summarises.
 """
 
 from __future__ import annotations
@@ -14,20 +14,34 @@ import subprocess
 import sys
 import uuid
 
-from benchmarks.harness import REPORT, bench_topics, preload, scorer_env, stop_quietly, verdict_count, wait_until
+from benchmarks.harness import (
+    REPORT,
+    bench_topics,
+    delete_topics,
+    preload,
+    scorer_env,
+    stop_quietly,
+    verdict_count,
+    wait_until,
+)
 from core.settings import Settings
+from kafka_ops.topics import account_changelog
 from replay.load_test import load_source
 from stream_app.process import ScorerProcess
 
 
-def profile(settings: Settings, rows: int, seconds: float) -> str:
-    """Collapsed py-spy stacks (`--threads --idle`) of one worker draining `rows` transactions."""
+def profile(settings: Settings, rows: int, seconds: float, account_tables: bool = False) -> str:
+    """Collapsed py-spy stacks (`--threads --idle`) of one worker draining `rows` transactions (keeping the
+    account tables, if asked)."""
     frame = load_source(None, rows, seed=5)
-    out = REPORT.parent / "profile-bulk.txt"
+    out = REPORT.parent / ("profile-account-tables.txt" if account_tables else "profile-bulk.txt")
     with bench_topics(settings, "profile") as topics:
         n = preload(settings, topics.transactions, frame)
         port = settings.web_port + 70
-        env = scorer_env(settings, topics, f"bench-profile-{uuid.uuid4().hex[:6]}", port)
+        group = f"bench-profile-{uuid.uuid4().hex[:6]}"
+        env = scorer_env(settings, topics, group, port)
+        if account_tables:
+            env["MOMOGUARD_ACCOUNT_TABLES"] = "true"
         scorer = ScorerProcess(f"http://127.0.0.1:{port}", REPORT.parent / "bench-profile.log", env=env)
         try:
             first = min(n // 20, 10_000)
@@ -44,6 +58,8 @@ def profile(settings: Settings, rows: int, seconds: float) -> str:
                 print("warning: the drain ended inside the profile; idle samples included")  # noqa: T201
         finally:
             stop_quietly(scorer)
+            if account_tables:
+                delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
     return out.read_text()
 
 
@@ -82,8 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", nargs="?", type=int, default=400_000, help="backlog to drain")
     parser.add_argument("seconds", nargs="?", type=float, default=8.0, help="how long py-spy samples")
+    parser.add_argument("--account-tables", action="store_true", help="the worker keeps the account tables")
     args = parser.parse_args(argv)
-    print(summarise(profile(Settings(), args.rows, args.seconds)))  # noqa: T201 - the report
+    print(summarise(profile(Settings(), args.rows, args.seconds, args.account_tables)))  # noqa: T201 - the report
 
 
 if __name__ == "__main__":
