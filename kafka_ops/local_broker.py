@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -204,6 +205,12 @@ def start(broker: LocalBroker, wait_seconds: float = 90.0) -> int:
         return pid
     if is_ready(broker.bootstrap, timeout=2.0):
         raise BrokerError(f"another Kafka broker (not started by momoguard) already listens on {broker.bootstrap}")
+    for port, role in ((broker.port, "the broker's"), (broker.port + 1, "its controller's")):
+        if not _can_listen(broker.host, port):
+            raise BrokerError(
+                f"port {port} ({role}) on {broker.host} is already in use by another process; "
+                "pick another broker port with MOMOGUARD_KAFKA_BOOTSTRAP"
+            )
     resolve_jars(broker)
     _write_config(broker)
     _format_storage(broker, java)
@@ -228,6 +235,17 @@ def start(broker: LocalBroker, wait_seconds: float = 90.0) -> int:
     log.info("started Kafka %s (pid %s) on %s", kafka_version(broker), process.pid, broker.bootstrap)
     _wait_ready(broker, process.pid, wait_seconds, process)
     return process.pid
+
+
+def _can_listen(host: str, port: int) -> bool:
+    """True when a listener can bind host:port now (with SO_REUSEADDR, as the JVM binds its listeners)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _wait_ready(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -35,13 +37,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def spare_broker_port(offset: int) -> int:
-    """A port for a test's own second broker, apart from the session broker's and other checkouts' brokers.
+    """A free port (with the next one free too, for its controller) for a test's own second broker.
 
     Derived from the session broker's port, so checkouts running their suites side by side on distinct
-    KAFKA_BOOTSTRAP ports (say 9092 and 10092) never start their spare brokers on the same port.
+    KAFKA_BOOTSTRAP ports (say 9092 and 10092) never start their spare brokers on the same port. It stays below
+    the kernel's ephemeral range: a port in that range can be taken at any moment as the local end of one of the
+    suite's own client connections, and the broker then fails to start with "Address already in use".
     """
-    session = os.environ.get("MOMOGUARD_TEST_BOOTSTRAP", "127.0.0.1:9092")
-    return int(session.rpartition(":")[2]) + 30_000 + offset
+    session = int(os.environ.get("MOMOGUARD_TEST_BOOTSTRAP", "127.0.0.1:9092").rpartition(":")[2])
+    first_ephemeral = _first_ephemeral_port()
+    base = session + 10_000 + offset
+    for port in range(base, min(base + 40, first_ephemeral - 1), 2):
+        if _bindable(port) and _bindable(port + 1):
+            return port
+    pytest.fail(f"no free port pair for a spare broker in {base}..{base + 40}, below the ephemeral range")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    """True when a listener could bind 127.0.0.1:port now (with SO_REUSEADDR, as the JVM binds)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")

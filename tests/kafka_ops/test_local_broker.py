@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from core.errors import BrokerError
 from core.settings import DEFAULT_RUN_DIR, Settings
 from kafka_ops import local_broker, topics
 from tests.conftest import spare_broker_port
@@ -134,3 +136,28 @@ def test_a_stale_pid_file_is_cleared(tmp_path: Path) -> None:
     local.pid_file.write_text(str(dead.pid))
     assert local_broker.running_pid(local) is None
     assert not local.pid_file.exists()
+
+
+def _listener_with_a_free_port_below() -> socket.socket:
+    """A listening socket on some port P+1 whose neighbour P was free a moment ago."""
+    for _ in range(50):
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        with socket.socket() as below:
+            try:
+                below.bind(("127.0.0.1", held.getsockname()[1] - 1))
+            except OSError:
+                held.close()
+                continue
+        held.listen()
+        return held
+    raise AssertionError("no port pair found in 50 tries")
+
+
+def test_a_taken_controller_port_is_named_before_any_java_starts(tmp_path: Path) -> None:
+    with _listener_with_a_free_port_below() as held:
+        port = held.getsockname()[1] - 1
+        local = local_broker.LocalBroker(host="127.0.0.1", port=port, home=tmp_path)
+        with pytest.raises(BrokerError, match=rf"port {port + 1} \(its controller's\) on 127.0.0.1 is already in use"):
+            local_broker.start(local)
+    assert not local.pid_file.exists(), "nothing was started"
