@@ -54,6 +54,11 @@ class LocalBroker:
         return f"{self.host}:{self.port}"
 
     @property
+    def controller_port(self) -> int:
+        """The KRaft controller's listener: the port after the broker's."""
+        return self.port + 1
+
+    @property
     def lib_dir(self) -> Path:
         return self.home / "lib"
 
@@ -127,7 +132,7 @@ def _write_config(broker: LocalBroker) -> None:
         template.format(
             host=broker.host,
             port=broker.port,
-            controller_port=broker.port + 1,
+            controller_port=broker.controller_port,
             data_dir=broker.data_dir.resolve(),
         )
     )
@@ -205,12 +210,11 @@ def start(broker: LocalBroker, wait_seconds: float = 90.0) -> int:
         return pid
     if is_ready(broker.bootstrap, timeout=2.0):
         raise BrokerError(f"another Kafka broker (not started by momoguard) already listens on {broker.bootstrap}")
-    for port, role in ((broker.port, "the broker's"), (broker.port + 1, "its controller's")):
-        if not _can_listen(broker.host, port):
-            raise BrokerError(
-                f"port {port} ({role}) on {broker.host} is already in use by another process; "
-                "pick another broker port with MOMOGUARD_KAFKA_BOOTSTRAP"
-            )
+    taken = taken_port(broker)
+    if taken is not None:
+        raise BrokerError(
+            f"{taken} is already in use by another process; pick another broker port with MOMOGUARD_KAFKA_BOOTSTRAP"
+        )
     resolve_jars(broker)
     _write_config(broker)
     _format_storage(broker, java)
@@ -235,6 +239,14 @@ def start(broker: LocalBroker, wait_seconds: float = 90.0) -> int:
     log.info("started Kafka %s (pid %s) on %s", kafka_version(broker), process.pid, broker.bootstrap)
     _wait_ready(broker, process.pid, wait_seconds, process)
     return process.pid
+
+
+def taken_port(broker: LocalBroker) -> str | None:
+    """The first of the broker's two ports (its own, its controller's) that cannot be bound now, named; else None."""
+    for port, role in ((broker.port, "the broker's"), (broker.controller_port, "its controller's")):
+        if not _can_listen(broker.host, port):
+            return f"port {port} ({role}) on {broker.host}"
+    return None
 
 
 def _can_listen(host: str, port: int) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,7 +47,7 @@ def spare_broker_port(offset: int) -> int:
     first_ephemeral = _first_ephemeral_port()
     base = session + 10_000 + offset
     for port in range(base, min(base + 40, first_ephemeral - 1), 2):
-        if _bindable(port) and _bindable(port + 1):
+        if local_broker.taken_port(local_broker.LocalBroker("127.0.0.1", port, DEFAULT_RUN_DIR / "kafka")) is None:
             return port
     pytest.fail(f"no free port pair for a spare broker in {base}..{base + 40}, below the ephemeral range")
 
@@ -58,17 +57,6 @@ def _first_ephemeral_port() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768
-
-
-def _bindable(port: int) -> bool:
-    """True when a listener could bind 127.0.0.1:port now (with SO_REUSEADDR, as the JVM binds)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="session")
