@@ -23,9 +23,12 @@ import polars as pl
 from benchmarks.duplicates import DuplicateRun, crash_and_restart, graceful_takeover
 from benchmarks.harness import (
     REPORT,
+    DelayMs,
+    HistogramReading,
     bench_topics,
     delete_topics,
     preload,
+    read_histogram,
     scorer_env,
     stop_quietly,
     sustained_tps,
@@ -45,6 +48,17 @@ log = logging.getLogger(__name__)
 BENCHMARKS_MD = PROJECT_ROOT / "docs" / "BENCHMARKS.md"
 
 
+CREDIT_DELAY = "momoguard_credit_delay_seconds"
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One scorer draining a preloaded backlog."""
+
+    tps: float
+    credit_delay_ms: DelayMs | None  # a worker keeping the account tables: production to application of credits
+
+
 def drain_rate(
     settings: Settings,
     frame: pl.DataFrame,
@@ -55,19 +69,49 @@ def drain_rate(
 ) -> float:
     """Preload the rows, start the scorer `command` (its environment plus `extra_env`), time how fast it answers
     them all."""
+    return drain(settings, frame, command, name, log_dir, extra_env).tps
+
+
+def drain(
+    settings: Settings,
+    frame: pl.DataFrame,
+    command: list[str],
+    name: str,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+) -> Drain:
+    """`drain_rate`, and for a worker keeping the account tables how stale its credits were meanwhile."""
     with bench_topics(settings, name) as topics:
         n = preload(settings, topics.transactions, frame)
         port = settings.web_port + 50
         group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
         env = {**scorer_env(settings, topics, group, port), **(extra_env or {})}
+        tables = "MOMOGUARD_ACCOUNT_TABLES" in env
         scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / f"bench-{name}.log", env=env, command=command)
+        credit_delay = None
         try:
             wait_until(lambda: verdict_count(settings, topics.verdicts) >= n, 900, name, scorer)
+            if tables:
+                credit_delay = settled_histogram(scorer.web, CREDIT_DELAY).summary_ms()
         finally:
             stop_quietly(scorer)
-            if "MOMOGUARD_ACCOUNT_TABLES" in env:  # the worker made its table's changelog: remove it too
+            if tables:  # the worker made its table's changelog: remove it too
                 delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
-        return sustained_tps(verdict_timestamps(settings, topics.verdicts, n))
+        return Drain(sustained_tps(verdict_timestamps(settings, topics.verdicts, n)), credit_delay)
+
+
+def settled_histogram(web: str, name: str, quiet_s: float = 1.0, timeout_s: float = 60.0) -> HistogramReading:
+    """The histogram once its count stops moving for `quiet_s` (the last credits of a drain are applied after its
+    last verdict)."""
+    deadline = time.monotonic() + timeout_s
+    reading = read_histogram(web, name)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        again = read_histogram(web, name)
+        if again.count == reading.count:
+            return again
+        reading = again
+    return reading
 
 
 @dataclass(frozen=True)
@@ -78,6 +122,7 @@ class RateLatency:
     p99: float
     achieved_rate_tps: float | None
     missing: int
+    credit_delay_ms: DelayMs | None = None  # a worker keeping the account tables: how stale its credits were
 
 
 @dataclass(frozen=True)
@@ -95,6 +140,8 @@ class BenchResult:
     baseline_tps: float
     faust_tps_account_tables: float  # one worker keeping the account tables (docs/ACCOUNT_STATE.md)
     latency_ms: dict[str, RateLatency]  # by offered rate, "1000" and "5000"
+    latency_ms_account_tables: dict[str, RateLatency]  # the same with the tables, and the credits' delay
+    credit_delay_ms_drain: DelayMs | None  # the credits' delay while one worker with the tables drains (b')
     duplicates: dict[str, DuplicateRun]  # "graceful_takeover", "sigkill"
     model_us_per_row: dict[str, float]  # "batch_1", "batch_1000"
     generator_seconds_kaggle_size: float | None
@@ -128,17 +175,26 @@ WARM_UP_S = 2.0
 
 
 def latency_at(
-    settings: Settings, frame: pl.DataFrame, rates: list[int], seconds: float, log_dir: Path
+    settings: Settings,
+    frame: pl.DataFrame,
+    rates: list[int],
+    seconds: float,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    name: str = "latency",
 ) -> dict[str, RateLatency]:
-    """p50/p99 of the Faust scorer at each steady offered rate (replayer on the same machine)."""
+    """p50/p99 of the Faust scorer at each steady offered rate (replayer on the same machine); with the account
+    tables (`extra_env`), the credits' delay at each rate too."""
     from replay.replayer import Pace, replay
     from replay.report import build_report
 
     out: dict[str, RateLatency] = {}
-    with bench_topics(settings, "latency") as topics:
+    with bench_topics(settings, name) as topics:
         port = settings.web_port + 51
-        env = scorer_env(settings, topics, f"bench-latency-{uuid.uuid4().hex[:6]}", port)
-        scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / "bench-latency.log", env=env)
+        group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        env = {**scorer_env(settings, topics, group, port), **(extra_env or {})}
+        tables = "MOMOGUARD_ACCOUNT_TABLES" in env
+        scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / f"bench-{name}.log", env=env)
         try:
             scorer.wait_ready(180)
             local = settings.model_copy(
@@ -154,7 +210,11 @@ def latency_at(
                 warm = int(rate * WARM_UP_S)
                 rows = frame.slice(offset, warm + int(rate * seconds))
                 offset += rows.height
+                before = read_histogram(scorer.web, CREDIT_DELAY) if tables else None
                 result = replay(local, rows, Pace(rate=float(rate)), wait_s=60)
+                credit_delay = None
+                if before is not None:
+                    credit_delay = settled_histogram(scorer.web, CREDIT_DELAY).since(before).summary_ms()
                 sent = result.sent[warm:]
                 measured = {s.tx_id for s in sent}
                 received = [r for r in result.received if r.tx_id in measured]
@@ -163,9 +223,11 @@ def latency_at(
                 latency = report.latency_ms
                 answered = {r.tx_id for r in result.received}
                 missing = sum(s.tx_id not in answered for s in result.sent)  # the warm-up's too
-                out[str(rate)] = RateLatency(latency.p50, latency.p99, report.achieved_rate_tps, missing)
+                out[str(rate)] = RateLatency(latency.p50, latency.p99, report.achieved_rate_tps, missing, credit_delay)
         finally:
             stop_quietly(scorer)
+            if tables:  # the worker made its table's changelog: remove it too
+                delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
     return out
 
 
@@ -211,28 +273,32 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
     log_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     frame = load_source(None, rows + int(6000 * (latency_seconds + WARM_UP_S)), seed=7)
-    drain = frame.head(rows)
+    backlog = frame.head(rows)
     log.info("bench: (a) Faust scorer (bulk path) draining %d transactions", rows)
-    faust_tps = drain_rate(settings, drain, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir)
+    faust_tps = drain_rate(settings, backlog, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir)
     log.info("bench: (a') two Faust workers draining %d transactions", rows)
     serve_two = [sys.executable, "-m", "momoguard", "serve", "--workers", "2"]
-    faust_two_tps = drain_rate(settings, drain, serve_two, "faust-2", log_dir)
+    faust_two_tps = drain_rate(settings, backlog, serve_two, "faust-2", log_dir)
     log.info("bench: (b) baseline loop draining %d transactions", rows)
-    baseline_tps = drain_rate(settings, drain, [sys.executable, "-m", "benchmarks.baseline"], "baseline", log_dir)
+    baseline_tps = drain_rate(settings, backlog, [sys.executable, "-m", "benchmarks.baseline"], "baseline", log_dir)
     log.info("bench: (b') one Faust worker keeping the account tables, draining %d transactions", rows)
     tables = {"MOMOGUARD_ACCOUNT_TABLES": "true"}
     serve = [sys.executable, "-m", "momoguard", "serve"]
-    tables_tps = drain_rate(settings, drain, serve, "faust-tables", log_dir, tables)
+    tables_drain = drain(settings, backlog, serve, "faust-tables", log_dir, tables)
     log.info("bench: (c) latency at steady rates")
     latency = latency_at(settings, frame.slice(rows), [1000, 5000], latency_seconds, log_dir)
+    log.info("bench: (c') latency and the credits' delay at steady rates, keeping the account tables")
+    latency_tables = latency_at(
+        settings, frame.slice(rows), [1000, 5000], latency_seconds, log_dir, tables, "latency-tables"
+    )
     log.info("bench: (d) duplicates after a graceful takeover and after a SIGKILL")
-    short = drain.head(min(rows, 100_000))
+    short = backlog.head(min(rows, 100_000))
     duplicates = {
         "graceful_takeover": graceful_takeover(settings, short, log_dir),
         "sigkill": crash_and_restart(settings, short, log_dir),
     }
     log.info("bench: (e) the cost of shadow scoring: one worker without and with a challenger")
-    shadow = shadow_cost(settings, drain, lambda own, rows_, name: drain_rate(own, rows_, serve, name, log_dir))
+    shadow = shadow_cost(settings, backlog, lambda own, rows_, name: drain_rate(own, rows_, serve, name, log_dir))
     log.info("bench: (f) model alone")
     model = model_alone(settings, frame)
     generator = None if skip_generator else generator_seconds(log_dir)
@@ -246,8 +312,10 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         faust_tps=faust_tps,
         faust_tps_2_workers=faust_two_tps,
         baseline_tps=baseline_tps,
-        faust_tps_account_tables=tables_tps,
+        faust_tps_account_tables=tables_drain.tps,
         latency_ms=latency,
+        latency_ms_account_tables=latency_tables,
+        credit_delay_ms_drain=tables_drain.credit_delay_ms,
         duplicates=duplicates,
         model_us_per_row=model,
         generator_seconds_kaggle_size=generator,
@@ -319,8 +387,36 @@ def record(result: BenchResult, command: str) -> None:
         f"| {result.load_average_before:.1f} / {result.load_average_after:.1f} | `{command}` |"
     )
     text = text.replace(tables_marker, tables_row + "\n" + tables_marker)
+    staleness_marker = "<!-- credit staleness bench rows -->"
+    if staleness_marker not in text:
+        text += (
+            "\n## How stale the credits are (`make bench`, parts b' and c')\n\n"
+            "`momoguard_credit_delay_seconds` of a worker keeping the account tables: from a credit's production "
+            "(its transaction scored) to its application on the receiving account's partition, read from the "
+            "worker's /metrics (mean exact; p50/p99 interpolated in the histogram's buckets, as Prometheus does). "
+            "Under load: while it drains the backlog of (b'). At steady rates: the same worker set-up as (c), "
+            "with the verdicts' own publish-to-verdict p50/p99 beside it.\n\n"
+            "| date (UTC) | drain: credits, mean / p50 / p99 ms | 1k tx/s: verdicts p50 / p99 ms | 1k tx/s: "
+            "credits mean / p50 / p99 ms | 5k tx/s: verdicts p50 / p99 ms | 5k tx/s: credits mean / p50 / p99 ms "
+            "| load avg (before / after) | command |\n|---|---|---|---|---|---|---|---|\n" + staleness_marker + "\n"
+        )
+    lat_tables = result.latency_ms_account_tables
+    staleness_row = (
+        f"| {result.date[:16]} | {_delay(result.credit_delay_ms_drain)} "
+        f"| {lat_tables['1000'].p50:.1f} / {lat_tables['1000'].p99:.1f} | {_delay(lat_tables['1000'].credit_delay_ms)} "
+        f"| {lat_tables['5000'].p50:.1f} / {lat_tables['5000'].p99:.1f} | {_delay(lat_tables['5000'].credit_delay_ms)} "
+        f"| {result.load_average_before:.1f} / {result.load_average_after:.1f} | `{command}` |"
+    )
+    text = text.replace(staleness_marker, staleness_row + "\n" + staleness_marker)
     BENCHMARKS_MD.parent.mkdir(parents=True, exist_ok=True)
     BENCHMARKS_MD.write_text(text.replace(marker, row + "\n" + marker))
+
+
+def _delay(delay: DelayMs | None) -> str:
+    if delay is None:
+        return "no credits"
+    beyond = f" ({delay.beyond_last_bucket:,} beyond the last bucket)" if delay.beyond_last_bucket else ""
+    return f"{delay.mean:.1f} / {delay.p50:.1f} / {delay.p99:.1f}{beyond}"
 
 
 def _maybe(value: float | None, digits: int = 1) -> str:

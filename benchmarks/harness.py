@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,12 +14,14 @@ from typing import TypeVar
 
 import numpy as np
 import polars as pl
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.errors import MomoGuardError
 from core.settings import PROJECT_ROOT, Settings
 from kafka_ops.clients import librdkafka_config
+from stream_app.dashboard import Buckets, bucket_increase, quantile
 from stream_app.process import ScorerProcess
 
 log = logging.getLogger(__name__)
@@ -116,15 +120,30 @@ def preload(settings: Settings, topic: str, frame: pl.DataFrame) -> int:
 
 
 def verdict_count(settings: Settings, topic: str) -> int:
+    """Messages in `topic` now; 0 while a partition has no leader yet (a topic just made, on a busy machine)."""
     consumer = Consumer({**librdkafka_config(settings), "group.id": "bench-watermarks", "log_level": 0})
     try:
         total = 0
         for p in range(PARTITIONS):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            except KafkaException as error:
+                if _not_yet(error):
+                    return 0  # the caller asks again
+                raise
             total += high - low
         return total
     finally:
         consumer.close()
+
+
+# A topic just made, or a broker busy electing leaders: a watermark query may fail with these for a while.
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._TIMED_OUT}
+
+
+def _not_yet(error: KafkaException) -> bool:
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, KafkaError) and (cause.retriable() or cause.code() in _TRANSIENT)
 
 
 def read_topic(settings: Settings, topic: str, expect: int, take: Callable[[Message], T]) -> list[T]:
@@ -179,3 +198,63 @@ def stop_quietly(scorer: ScorerProcess) -> None:
         scorer.stop()
     except Exception as error:  # a scorer that had to be killed spoils no figure already taken
         log.warning("stopping a bench scorer: %s", error)
+
+
+@dataclass(frozen=True)
+class HistogramReading:
+    """One histogram of a worker's /metrics at one moment: cumulative buckets (upper bound, count) and the sum."""
+
+    buckets: Buckets
+    total: float
+
+    @property
+    def count(self) -> float:
+        return self.buckets[-1][1] if self.buckets else 0.0
+
+    def since(self, earlier: HistogramReading) -> HistogramReading:
+        """The observations made between `earlier` and this reading."""
+        return HistogramReading(bucket_increase(earlier.buckets, self.buckets), self.total - earlier.total)
+
+    def summary_ms(self) -> DelayMs | None:
+        """Mean (exact, from the sum) and p50/p99 (Prometheus's interpolation in the buckets), in ms."""
+        p50, p99 = quantile(0.5, self.buckets), quantile(0.99, self.buckets)
+        if not self.count or p50 is None or p99 is None:
+            return None
+        finite = [bound for bound, _ in self.buckets if not math.isinf(bound)]
+        return DelayMs(
+            count=int(self.count),
+            mean=1000 * self.total / self.count,
+            p50=1000 * p50,
+            p99=1000 * p99,
+            beyond_last_bucket=int(self.count - next(c for b, c in self.buckets if b == finite[-1])),
+        )
+
+
+@dataclass(frozen=True)
+class DelayMs:
+    """What a latency histogram says over a stretch of a run, in milliseconds."""
+
+    count: int
+    mean: float
+    p50: float
+    p99: float
+    beyond_last_bucket: int  # observations above the highest finite bound (their p99 reads as that bound)
+
+
+def read_histogram(web: str, name: str, timeout: float = 5.0) -> HistogramReading:
+    """Histogram `name` as the worker at `web` (http://host:port) exposes it on /metrics now."""
+    with urllib.request.urlopen(f"{web}/metrics", timeout=timeout) as response:
+        exposition = response.read().decode()
+    buckets: list[tuple[float, float]] = []
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket":
+                buckets.append((float(sample.labels["le"]), float(sample.value)))
+            elif sample.name == f"{name}_sum":
+                total = float(sample.value)
+    if not buckets:
+        raise MomoGuardError(f"{web}/metrics has no histogram {name}")
+    return HistogramReading(tuple(sorted(buckets)), total)
