@@ -82,6 +82,9 @@ class AccountRecord:
     # The scorer's bookkeeping, not a feature: per transactions partition, the offset of the last transaction
     # whose credit this account applied (a credit produced twice counts once; stream_app/accounts.py).
     credited: dict[int, int] = field(default_factory=dict)
+    # Per transactions partition, the offset past the last send this account applied: a send scored again after a
+    # crash whose effect the table already holds is not applied twice (stream_app/accounts.py).
+    sent: dict[int, int] = field(default_factory=dict)
 
     def send_features(self, step: int, tx_type: str, amount: float, old_balance: float, name_dest: str) -> list[float]:
         """The state features of a send by this account, then the send applied to the state. (Written for the
@@ -155,6 +158,7 @@ class AccountRecord:
                 self.moved_cents,
                 self.latest_step,
                 sorted(self.credited.items()),
+                sorted(self.sent.items()),
             ]
         )
 
@@ -162,8 +166,10 @@ class AccountRecord:
     def from_bytes(cls, data: bytes) -> AccountRecord:
         raw = orjson.loads(data)
         if isinstance(raw, dict):  # the first format, a JSON object (a changelog written before the array)
-            raw = [raw[name] for name in _FIELDS[:-1]] + [raw.get("credited", [])]
-        sends, credits, last_step, destinations, first_balance, moved_cents, latest_step, credited = raw
+            raw = [raw[name] for name in _FIELDS[:-2]] + [raw.get("credited", [])]
+        if len(raw) == len(_FIELDS) - 1:  # written before records kept `sent`
+            raw = [*raw, []]
+        sends, credits, last_step, destinations, first_balance, moved_cents, latest_step, credited, sent = raw
         return cls(
             sends={s: [n, c] for s, n, c in sends},
             credits=dict(credits),
@@ -173,6 +179,7 @@ class AccountRecord:
             moved_cents=moved_cents,
             latest_step=latest_step,
             credited=dict(credited),
+            sent=dict(sent),
         )
 
     def _received(self, step: int, window: int) -> int:

@@ -91,9 +91,10 @@ class BatchOutcome:
 # What follows the scoring of a batch: more records to produce after the batch's verdicts (acknowledged before its
 # offsets are committed, like them).
 Follower = Callable[[ScoredBatch], list["Record"]]
-# The account state of a batch's valid transactions, in order (each updating the account tables), and the
-# records to produce with the verdicts (the credits): stream_app/accounts.py.
-StateOf = Callable[[Sequence[Transaction], Sequence["Incoming"]], tuple[np.ndarray, list["Record"]]]
+# The account state of a batch's valid transactions not yet in the account tables, in order (each updating the
+# tables), the records to produce with the verdicts (the credits), and per transaction whether it is new (one the
+# tables already hold was answered before a crash: it is not answered again): stream_app/accounts.py.
+StateOf = Callable[[Sequence[Transaction], Sequence["Incoming"]], tuple[np.ndarray, list["Record"], list[bool]]]
 
 
 def headers_size(headers: Headers | None) -> int:
@@ -203,9 +204,15 @@ class BatchProcessor:
             else:
                 valid.append(parsed)
                 sources.append(message)
+        state: np.ndarray | None = None
+        credits: list[Record] = []
+        if valid and state_of is not None:
+            state, credits, fresh = state_of(valid, sources)
+            if not all(fresh):
+                valid = [tx for tx, new in zip(valid, fresh, strict=True) if new]
+                sources = [source for source, new in zip(sources, fresh, strict=True) if new]
         if valid:
             started_at = started_times(valid, sources)
-            state, credits = state_of(valid, sources) if state_of is not None else (None, [])
             scored, valid, sources, started_at, state = self._score(valid, sources, started_at, outcome, state)
             outcome.records.extend(
                 Record(self.verdicts_topic, source.key, verdict, source=source)

@@ -162,4 +162,16 @@ def test_a_record_in_the_first_format_still_reads() -> None:
     )
     assert AccountRecord.from_bytes(first) == record
     assert AccountRecord.from_bytes(first.replace(b',"credited":[[2,77]]', b"")).credited == {}
-    assert record.to_bytes() == b'[[[5,1,123456]],[[3,500]],5,["C123"],5000.0,123456,5,[[2,77]]]'
+    assert record.to_bytes() == b'[[[5,1,123456]],[[3,500]],5,["C123"],5000.0,123456,5,[[2,77]],[]]'
+
+
+def test_a_record_written_before_it_kept_its_sends_offsets_still_reads() -> None:
+    record = AccountRecord()
+    record.send_features(5, "TRANSFER", 1234.56, 5000.0, "C123")
+    record.credited[2] = 77
+    record.sent[4] = 901
+    assert AccountRecord.from_bytes(record.to_bytes()) == record
+    assert record.to_bytes().endswith(b",[[2,77]],[[4,901]]]")
+    before = b'[[[5,1,123456]],[],5,["C123"],5000.0,123456,5,[[2,77]]]'
+    old = AccountRecord.from_bytes(before)
+    assert old.sent == {} and old.credited == {2: 77} and old.sends == {5: [1, 123456]}
