@@ -32,6 +32,9 @@ _LATENCY_BUCKETS = (
     2.5,
     10,
 )
+# A credit waits behind whatever backlog its partition has: seconds to hours after an outage, not only milliseconds
+# (a drain of 200,000 put half of them past 10 s, the latency buckets' last bound; docs/ACCOUNT_STATE.md).
+_CREDIT_DELAY_BUCKETS = (*_LATENCY_BUCKETS, 30, 60, 300, 900, 3600)
 RELOAD_OUTCOMES = ("loaded", "unreachable", "unusable")
 DECISIONS: tuple[str, ...] = get_args(Decision)
 LIST_ACTIONS: tuple[str, ...] = get_args(ListAction)
@@ -182,7 +185,7 @@ class ScorerMetrics:
             "momoguard_credit_delay_seconds",
             "From a credit's production (its transaction scored) to its application on the receiving account's "
             "partition: how stale the received_* features are.",
-            _LATENCY_BUCKETS,
+            _CREDIT_DELAY_BUCKETS,
             r,
         )
         # --- The fraud desk's levers: review tier, lists, verdict deadline ---
