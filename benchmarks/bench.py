@@ -59,19 +59,6 @@ class Drain:
     credit_delay_ms: DelayMs | None  # a worker keeping the account tables: production to application of credits
 
 
-def drain_rate(
-    settings: Settings,
-    frame: pl.DataFrame,
-    command: list[str],
-    name: str,
-    log_dir: Path,
-    extra_env: dict[str, str] | None = None,
-) -> float:
-    """Preload the rows, start the scorer `command` (its environment plus `extra_env`), time how fast it answers
-    them all."""
-    return drain(settings, frame, command, name, log_dir, extra_env).tps
-
-
 def drain(
     settings: Settings,
     frame: pl.DataFrame,
@@ -80,7 +67,8 @@ def drain(
     log_dir: Path,
     extra_env: dict[str, str] | None = None,
 ) -> Drain:
-    """`drain_rate`, and for a worker keeping the account tables how stale its credits were meanwhile."""
+    """Preload the rows, start the scorer `command` (its environment plus `extra_env`), time how fast it answers
+    them all; for a worker keeping the account tables, how stale its credits were meanwhile."""
     with bench_topics(settings, name) as topics:
         n = preload(settings, topics.transactions, frame)
         port = settings.web_port + 50
@@ -285,12 +273,12 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         settings, frame.slice(rows), [1000, 5000], latency_seconds, log_dir, tables, "latency-tables"
     )
     log.info("bench: (a) Faust scorer (bulk path) draining %d transactions", rows)
-    faust_tps = drain_rate(settings, backlog, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir)
+    faust_tps = drain(settings, backlog, [sys.executable, "-m", "momoguard", "serve"], "faust", log_dir).tps
     log.info("bench: (a') two Faust workers draining %d transactions", rows)
     serve_two = [sys.executable, "-m", "momoguard", "serve", "--workers", "2"]
-    faust_two_tps = drain_rate(settings, backlog, serve_two, "faust-2", log_dir)
+    faust_two_tps = drain(settings, backlog, serve_two, "faust-2", log_dir).tps
     log.info("bench: (b) baseline loop draining %d transactions", rows)
-    baseline_tps = drain_rate(settings, backlog, [sys.executable, "-m", "benchmarks.baseline"], "baseline", log_dir)
+    baseline_tps = drain(settings, backlog, [sys.executable, "-m", "benchmarks.baseline"], "baseline", log_dir).tps
     log.info("bench: (b') one Faust worker keeping the account tables, draining %d transactions", rows)
     serve = [sys.executable, "-m", "momoguard", "serve"]
     tables_drain = drain(settings, backlog, serve, "faust-tables", log_dir, tables)
@@ -301,7 +289,7 @@ def run_bench(settings: Settings, rows: int, latency_seconds: float, skip_genera
         "sigkill": crash_and_restart(settings, short, log_dir),
     }
     log.info("bench: (e) the cost of shadow scoring: one worker without and with a challenger")
-    shadow = shadow_cost(settings, backlog, lambda own, rows_, name: drain_rate(own, rows_, serve, name, log_dir))
+    shadow = shadow_cost(settings, backlog, lambda own, rows_, name: drain(own, rows_, serve, name, log_dir).tps)
     log.info("bench: (f) model alone")
     model = model_alone(settings, frame)
     generator = None if skip_generator else generator_seconds(log_dir)

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from benchmarks.bench import drain_rate, latency_at
+from benchmarks.bench import drain, latency_at
 from benchmarks.harness import REPORT
 from core.settings import Settings
 from replay.load_test import load_source
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MOMOGUARD_IN_FLIGHT_WINDOW"] = str(window)
         settings = Settings()
         serve = [sys.executable, "-m", "momoguard", "serve"]
-        tps = drain_rate(settings, frame.head(rows), serve, f"sweep-{max_batch}", REPORT.parent)
+        tps = drain(settings, frame.head(rows), serve, f"sweep-{max_batch}", REPORT.parent).tps
         latency = latency_at(settings, frame.slice(rows), [1000], 15.0, REPORT.parent)["1000"]
         results.append(
             {
