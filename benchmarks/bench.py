@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ import polars as pl
 from benchmarks.duplicates import DuplicateRun, crash_and_restart, graceful_takeover
 from benchmarks.harness import (
     REPORT,
+    BenchTopics,
     DelayMs,
     HistogramReading,
     bench_topics,
@@ -71,21 +74,38 @@ def drain(
     them all; for a worker keeping the account tables, how stale its credits were meanwhile."""
     with bench_topics(settings, name) as topics:
         n = preload(settings, topics.transactions, frame)
-        port = settings.web_port + 50
-        group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-        env = {**scorer_env(settings, topics, group, port), **(extra_env or {})}
-        tables = "MOMOGUARD_ACCOUNT_TABLES" in env
-        scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / f"bench-{name}.log", env=env, command=command)
-        credit_delay = None
-        try:
+        with bench_scorer(settings, topics, name, settings.web_port + 50, log_dir, command, extra_env) as scorer:
             wait_until(lambda: verdict_count(settings, topics.verdicts) >= n, 900, name, scorer)
-            if tables:
-                credit_delay = settled_histogram(scorer.web, CREDIT_DELAY).summary_ms()
-        finally:
-            stop_quietly(scorer)
-            if tables:  # the worker made its table's changelog: remove it too
-                delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
+            tables = keeps_tables(extra_env)
+            credit_delay = settled_histogram(scorer.web, CREDIT_DELAY).summary_ms() if tables else None
         return Drain(sustained_tps(verdict_timestamps(settings, topics.verdicts, n)), credit_delay)
+
+
+def keeps_tables(extra_env: dict[str, str] | None) -> bool:
+    return "MOMOGUARD_ACCOUNT_TABLES" in (extra_env or {})
+
+
+@contextmanager
+def bench_scorer(
+    settings: Settings,
+    topics: BenchTopics,
+    name: str,
+    port: int,
+    log_dir: Path,
+    command: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[ScorerProcess]:
+    """A scorer on the part's topics, its own consumer group and `port`; stopped afterwards, and the changelog of
+    its account tables (if it kept them) deleted with the part's topics."""
+    group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+    env = {**scorer_env(settings, topics, group, port), **(extra_env or {})}
+    scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / f"bench-{name}.log", env=env, command=command)
+    try:
+        yield scorer
+    finally:
+        stop_quietly(scorer)
+        if keeps_tables(extra_env):
+            delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
 
 
 def settled_histogram(web: str, name: str, quiet_s: float = 1.0, timeout_s: float = 60.0) -> HistogramReading:
@@ -177,45 +197,39 @@ def latency_at(
     from replay.report import build_report
 
     out: dict[str, RateLatency] = {}
-    with bench_topics(settings, name) as topics:
-        port = settings.web_port + 51
-        group = f"bench-{name}-{uuid.uuid4().hex[:6]}"
-        env = {**scorer_env(settings, topics, group, port), **(extra_env or {})}
-        tables = "MOMOGUARD_ACCOUNT_TABLES" in env
-        scorer = ScorerProcess(f"http://127.0.0.1:{port}", log_dir / f"bench-{name}.log", env=env)
-        try:
-            scorer.wait_ready(180)
-            local = settings.model_copy(
-                update={
-                    "topic_transactions": topics.transactions,
-                    "topic_verdicts": topics.verdicts,
-                }
-            )
-            offset = 0
-            for rate in rates:
-                # One steady stream per rate: WARM_UP_S of it first (fresh connections of the replayer, the
-                # scorer's first batches at this rate), then the measured `seconds`.
-                warm = int(rate * WARM_UP_S)
-                rows = frame.slice(offset, warm + int(rate * seconds))
-                offset += rows.height
-                before = read_histogram(scorer.web, CREDIT_DELAY) if tables else None
-                result = replay(local, rows, Pace(rate=float(rate)), wait_s=60)
-                credit_delay = None
-                if before is not None:
-                    credit_delay = settled_histogram(scorer.web, CREDIT_DELAY).since(before).summary_ms()
-                sent = result.sent[warm:]
-                measured = {s.tx_id for s in sent}
-                received = [r for r in result.received if r.tx_id in measured]
-                span = sent[-1].sent_at - sent[0].sent_at if len(sent) > 1 else result.send_seconds
-                report = build_report(sent, received, offered_rate_tps=rate, send_seconds=span)
-                latency = report.latency_ms
-                answered = {r.tx_id for r in result.received}
-                missing = sum(s.tx_id not in answered for s in result.sent)  # the warm-up's too
-                out[str(rate)] = RateLatency(latency.p50, latency.p99, report.achieved_rate_tps, missing, credit_delay)
-        finally:
-            stop_quietly(scorer)
-            if tables:  # the worker made its table's changelog: remove it too
-                delete_topics(settings, [account_changelog(settings.model_copy(update={"consumer_group": group}))])
+    tables = keeps_tables(extra_env)
+    with (
+        bench_topics(settings, name) as topics,
+        bench_scorer(settings, topics, name, settings.web_port + 51, log_dir, extra_env=extra_env) as scorer,
+    ):
+        scorer.wait_ready(180)
+        local = settings.model_copy(
+            update={
+                "topic_transactions": topics.transactions,
+                "topic_verdicts": topics.verdicts,
+            }
+        )
+        offset = 0
+        for rate in rates:
+            # One steady stream per rate: WARM_UP_S of it first (fresh connections of the replayer, the
+            # scorer's first batches at this rate), then the measured `seconds`.
+            warm = int(rate * WARM_UP_S)
+            rows = frame.slice(offset, warm + int(rate * seconds))
+            offset += rows.height
+            before = read_histogram(scorer.web, CREDIT_DELAY) if tables else None
+            result = replay(local, rows, Pace(rate=float(rate)), wait_s=60)
+            credit_delay = None
+            if before is not None:
+                credit_delay = settled_histogram(scorer.web, CREDIT_DELAY).since(before).summary_ms()
+            sent = result.sent[warm:]
+            measured = {s.tx_id for s in sent}
+            received = [r for r in result.received if r.tx_id in measured]
+            span = sent[-1].sent_at - sent[0].sent_at if len(sent) > 1 else result.send_seconds
+            report = build_report(sent, received, offered_rate_tps=rate, send_seconds=span)
+            latency = report.latency_ms
+            answered = {r.tx_id for r in result.received}
+            missing = sum(s.tx_id not in answered for s in result.sent)  # the warm-up's too
+            out[str(rate)] = RateLatency(latency.p50, latency.p99, report.achieved_rate_tps, missing, credit_delay)
     return out
 
 

@@ -220,13 +220,13 @@ class HistogramReading:
         p50, p99 = quantile(0.5, self.buckets), quantile(0.99, self.buckets)
         if not self.count or p50 is None or p99 is None:
             return None
-        finite = [bound for bound, _ in self.buckets if not math.isinf(bound)]
+        up_to_last_bound = max((n for bound, n in self.buckets if not math.isinf(bound)), default=0.0)
         return DelayMs(
             count=int(self.count),
             mean=1000 * self.total / self.count,
             p50=1000 * p50,
             p99=1000 * p99,
-            beyond_last_bucket=int(self.count - next(c for b, c in self.buckets if b == finite[-1])),
+            beyond_last_bucket=int(self.count - up_to_last_bound),
         )
 
 
