@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     train_repeat_clients: bool = Field(
         False,
         description="Generate training data with repeat clients (`momoguard generate --repeat-clients`): accounts "
-        "that act again, mules that cash out; a deviation from Kaggle where account_state features carry signal.",
+        "that act again, mules that cash out; a deviation from Kaggle that gives account_state history to read.",
     )
     max_skipped_rows: int = Field(
         0, ge=0, description="Malformed rows data may hold before train, evaluate or replay fail (all are reported)."
