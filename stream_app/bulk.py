@@ -506,14 +506,16 @@ class BulkConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         # Faust seeks the new assignment to the committed offsets after every rebalance (`perform_seek`):
-        # that is where the books of the new assignment open.
-        committed = await super().seek_to_committed()
+        # that is where the books of the new assignment open. They open before any position moves: aiokafka
+        # seeks partition by partition, awaiting each one's committed offset, and the fetcher runs in between
+        # (Faust has resumed the partitions by then). A fetch of a partition already sought back but with no
+        # book yet would be left out (Watermarks.hand) and, the position being past it, never read again.
         route = self._route
         if route is not None:
-            route.watermarks.assigned(
-                {TP(tp.topic, tp.partition): o for tp, o in committed.items() if tp.topic in route.topics}
-            )
-        return committed
+            consumer = self._thread._ensure_consumer()
+            held = [tp for tp in consumer.assignment() if tp.topic in route.topics]
+            route.watermarks.assigned({TP(tp.topic, tp.partition): await consumer.committed(tp) for tp in held})
+        return await super().seek_to_committed()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         route = self._route

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, cast
 
 import faust
 from faust.types import TP
@@ -139,3 +142,55 @@ def test_a_revoke_stops_queued_fetches_from_starting_and_late_acknowledgements_t
     route.acknowledged(queued)  # cannot happen for a fetch never started, and would change nothing if it did
     assert marks.committable() == {} and marks.lag(P0, 4) == 2
     assert not route.unacknowledged and route.skipped == 1
+
+
+class SeekingConsumer:
+    """aiokafka's `seek_to_committed` as it runs: partition by partition, awaiting each one's committed offset,
+    with the fetcher running in between and handing over what it read from each partition already sought."""
+
+    def __init__(self, marks: Watermarks, committed: dict[TP, int]) -> None:
+        self.marks = marks
+        self.offsets = committed
+        self.handed: dict[TP, bulk.Fetch | None] = {}
+
+    def _ensure_consumer(self) -> SeekingConsumer:  # the consumer thread's accessor; here thread and consumer
+        return self
+
+    def assignment(self) -> set[TP]:
+        return set(self.offsets)
+
+    async def committed(self, tp: TP) -> int:
+        await asyncio.sleep(0)  # a request to the group coordinator
+        return self.offsets[tp]
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        for tp in self.offsets:
+            offset = await self.committed(tp)
+            fetch, seek = self.marks.hand({tp: recs(tp, offset, offset + 1)})  # the fetcher, right after the seek
+            assert not seek
+            self.handed[tp] = fetch
+        return dict(self.offsets)
+
+
+class SeekingBulkConsumer(bulk.BulkConsumer):
+    """The bulk consumer's `seek_to_committed` alone, over `SeekingConsumer` (no Faust app, no broker)."""
+
+    def __init__(self, route: object, thread: SeekingConsumer) -> None:
+        self._test_route = route
+        self._thread = cast(Any, thread)
+
+    @property
+    def _route(self) -> bulk.BulkRoute | None:
+        return cast(bulk.BulkRoute, self._test_route)
+
+
+def test_books_open_before_the_rebalance_seek_moves_any_position_so_no_fetch_in_between_is_left_out() -> None:
+    marks = Watermarks()
+    changelog = TP("tx-changelog", 0)
+    aiokafka = SeekingConsumer(marks, {P0: 5, P1: 9, changelog: 3})
+    consumer = SeekingBulkConsumer(SimpleNamespace(topics=frozenset({"tx"}), watermarks=marks), aiokafka)
+    assert asyncio.run(consumer.seek_to_committed()) == {P0: 5, P1: 9, changelog: 3}
+    for tp, first in ((P0, 5), (P1, 9)):
+        fetch = aiokafka.handed[tp]
+        assert fetch is not None and [r.offset for r in fetch.records] == [first, first + 1]
+    assert aiokafka.handed[changelog] is None and set(marks.books) == {P0, P1}  # other topics: Faust's own path

@@ -39,6 +39,7 @@ METHODS: list[tuple[type, str, list[str]]] = [
     (Consumer, "on_partitions_revoked", ["self", "revoked"]),  # overridden: settle before Faust forgets
     (Consumer, "wait_empty", ["self"]),  # overridden: a stopping worker settles before Faust's last commit
     (ThreadDelegateConsumer, "seek_to_committed", ["self"]),  # overridden: where the books open
+    (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", ["self"]),  # called: committed offsets, first
     (ThreadDelegateConsumer, "seek_wait", ["self", "partitions"]),  # called: back to offsets not handed out
     (Consumer, "commit", ["self", "topics", "start_new_transaction"]),  # called when the window is full
     (Consumer, "stop_flow", ["self"]),
