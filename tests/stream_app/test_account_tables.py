@@ -4,6 +4,8 @@ scoring of the same rows does (1e-9), and a restarted worker resumes its tables 
 from __future__ import annotations
 
 import signal
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,6 +152,24 @@ def committed_to_end(env: ScorerEnv) -> None:
     wait_committed_to_end(s.model_copy(update={"topic_transactions": s.topic_credits}), timeout=90)
 
 
+def survivor_evidence(web: str, survivor: ScorerProcess) -> str:
+    """What a survivor that stopped committing reports: its lag, in-flight and scored counts, and a task dump.
+
+    The takeover check has failed about once in 40 runs of this file with two taken-over partitions left
+    uncommitted and no stall reported; this says whether the survivor scored them and where its tasks wait."""
+    try:
+        with urllib.request.urlopen(f"{web}/metrics", timeout=5) as response:
+            lines = response.read().decode().splitlines()
+    except OSError as error:
+        lines = [f"/metrics: {error}"]
+    wanted = ("momoguard_consumer_lag", "momoguard_in_flight", "momoguard_stalled", SCORED)
+    metrics = "\n".join(line for line in lines if line.startswith(wanted))
+    if survivor.proc.poll() is None:
+        survivor.proc.send_signal(signal.SIGUSR1)  # mode's worker logs every task's stack
+        time.sleep(2)
+    return f"{metrics}\n--- survivor log ---\n{survivor.log_tail(60_000)}"
+
+
 def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_the_same_scores(
     accounts_env: ScorerEnv, start_scorer: Callable[..., ScorerProcess], tmp_path: Path
 ) -> None:
@@ -174,7 +194,10 @@ def test_a_worker_sigkilled_mid_replay_its_partitions_recover_on_the_other_with_
             until(lambda b=before: scorer_metric(second_web, SCORED) > b, "the second worker scoring", 30, 0.01)
             assert second.stop(signal.SIGKILL) == -signal.SIGKILL
             until(lambda: len(held(env, 0)) == 3 * s.transactions_partitions, "the first holds every partition", 90)
-        committed_to_end(env)
+        try:
+            committed_to_end(env)
+        except pytest.fail.Exception as failure:
+            pytest.fail(f"{failure}\n{survivor_evidence(env.web, first)}")
 
     model = load_version(s, version)
     offline = dict(zip((f"k-{t}" for t in month["tx_id"]), model.score(month).tolist(), strict=True))
