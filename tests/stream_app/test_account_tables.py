@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from schemas.transaction import PAYSIM_COLUMNS
 from tests.support.harness import ScorerEnv, ScorerProcess, collect, held, produce, until, wait_committed_to_end
 from tests.support.harness import messages as harness_messages
 from tests.support.models import register_model
-from tests.support.waiting import scorer_metric, wait_until
+from tests.support.waiting import scorer_metric, scorer_metrics, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -158,8 +157,7 @@ def survivor_evidence(web: str, survivor: ScorerProcess) -> str:
     The takeover check has failed about once in 40 runs of this file with two taken-over partitions left
     uncommitted and no stall reported; this says whether the survivor scored them and where its tasks wait."""
     try:
-        with urllib.request.urlopen(f"{web}/metrics", timeout=5) as response:
-            lines = response.read().decode().splitlines()
+        lines = scorer_metrics(web).splitlines()
     except OSError as error:
         lines = [f"/metrics: {error}"]
     wanted = ("momoguard_consumer_lag", "momoguard_in_flight", "momoguard_stalled", SCORED)

@@ -59,7 +59,12 @@ def metric(exposition: str, name: str, **labels: str) -> float:
     )
 
 
+def scorer_metrics(web: str) -> str:
+    """A running scorer's /metrics exposition."""
+    with urllib.request.urlopen(f"{web}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def scorer_metric(web: str, name: str, **labels: str) -> float:
     """One figure of a running scorer's /metrics (see `metric`)."""
-    with urllib.request.urlopen(f"{web}/metrics", timeout=5) as response:
-        return metric(response.read().decode(), name, **labels)
+    return metric(scorer_metrics(web), name, **labels)
