@@ -20,6 +20,16 @@ from stream_app.pipeline import Record
 Rule = Callable[[str, bytes], KafkaError | None]
 
 
+class Delivered:
+    """The part of a delivered Message the deliverer reads."""
+
+    def __init__(self, offset: int | None) -> None:
+        self._offset = offset
+
+    def offset(self) -> int | None:
+        return self._offset
+
+
 class FakeProducer:
     """Acknowledges on poll(); `refuse` may fail a delivery report, `raise_on_produce` may refuse at produce()."""
 
@@ -31,6 +41,7 @@ class FakeProducer:
         self.delivered: list[tuple[str, bytes]] = []
         self.refuse: Rule = lambda topic, value: None
         self.raise_on_produce: Rule = lambda topic, value: None
+        self.unconfirmed: Callable[[str, bytes], bool] = lambda topic, value: False
         self.purged = False
         FakeProducer.made.append(self)
 
@@ -46,9 +57,12 @@ class FakeProducer:
         queued, self.queue = self.queue, []
         for topic, value, on_delivery in queued:
             error = KafkaError(KafkaError._PURGE_QUEUE) if self.purged else self.refuse(topic, value)
-            if error is None:
+            offset: int | None = len(self.delivered)
+            if error is None and self.unconfirmed(topic, value):
+                offset = None  # acknowledged, but not written (librdkafka's "duplicate sequence")
+            elif error is None:
                 self.delivered.append((topic, value))
-            on_delivery(error, None)
+            on_delivery(error, Delivered(offset))
         return len(queued)
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
@@ -162,6 +176,27 @@ def test_transient_failures_are_retried_until_delivered_never_dead_lettered() ->
 
     asyncio.run(run())
     assert FakeProducer.made[0].delivered == [("verdicts", b"owed")], "retried past `attempts`, not dead-lettered"
+
+
+def test_a_record_acknowledged_without_an_offset_is_produced_again_until_written() -> None:
+    unwritten = {"left": 2}
+
+    def once_unwritten(topic: str, value: bytes) -> bool:
+        if value == b"first" and unwritten["left"]:
+            unwritten["left"] -= 1
+            return True
+        return False
+
+    async def run() -> ScorerMetrics:
+        metrics = ScorerMetrics()
+        d = deliverer(metrics)
+        FakeProducer.made[0].unconfirmed = once_unwritten
+        await settle(d, [records(b"first", b"second")])
+        return metrics
+
+    metrics = asyncio.run(run())
+    assert sorted(FakeProducer.made[0].delivered) == [("verdicts", b"first"), ("verdicts", b"second")]
+    assert metrics.delivery_errors.labels("verdicts", "NO_OFFSET")._value.get() == 2
 
 
 def test_a_fatal_producer_is_replaced_and_its_records_produced_again() -> None:
